@@ -1,0 +1,45 @@
+"""The seam between the relay and the NKN network: a `Transport` delivers direct messages.
+
+The real implementation drives the official `nkn-sdk` through a Node bridge process
+(`relay.bridge`); tests may use an in-memory one. The relay engine and the peer client see only
+this protocol, so they never know which network carries their frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One direct message as received: who sent it and its text payload (a JSON frame)."""
+
+    src: str
+    payload: str
+
+
+class Transport(Protocol):
+    """Sends and receives NKN direct messages for one identity (one NKN address)."""
+
+    @property
+    def address(self) -> str:
+        """This identity's NKN address (`identifier.pubkeyhex`); valid after `start()`."""
+        ...
+
+    async def start(self) -> str:
+        """Connect; return the address once the network has accepted this client."""
+        ...
+
+    async def send(self, dest: str, payload: str) -> None:
+        """Send one direct message without waiting for a reply (fire and forget)."""
+        ...
+
+    def incoming(self) -> AsyncIterator[Incoming]:
+        """Messages addressed to this identity, in arrival order."""
+        ...
+
+    async def close(self) -> None:
+        """Disconnect and release every resource (processes, sockets)."""
+        ...
