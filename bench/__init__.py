@@ -1,0 +1,1 @@
+"""The benchmark: locust-driven parallel streams against the farm, with pandas reports."""

@@ -1,0 +1,78 @@
+"""The harness's self-check: is the load generator itself the bottleneck of a run?
+
+From the workers' per-second health samples (process CPU, gevent hub wake-up lag) and the
+summary (requested vs achieved concurrency, send lag) it gives a verdict with its reasons; the
+report prints a bold warning suggesting `--workers` when the client is the bottleneck.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench import measure
+
+# Thresholds (bench spec §4.2): on a 2-vCPU box TTFT error stays within a few ms while one
+# worker stays under about half a core; a 10 ms probe waking > 5 ms late means queued greenlets.
+CPU_LIMIT_PCT = 60.0
+HUB_LAG_LIMIT_MS = 5.0
+CONCURRENCY_SHORTFALL = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class HarnessCheck:
+    """Self-check of one target × streams run."""
+
+    target: str
+    streams: int
+    workers: int
+    cpu_pct_max: float
+    cpu_pct_mean: float
+    hub_lag_p99_ms: float
+    achieved_streams: float
+    send_lag_p99_ms: float
+    client_bound: bool
+    reasons: tuple[str, ...]
+
+
+def check(
+    target: str,
+    streams: int,
+    health: pd.DataFrame,
+    achieved: float,
+    send_lag_p99_ms: float,
+    check_concurrency: bool,
+) -> HarnessCheck:
+    """Judge one run from its health samples (all workers) and summary numbers; concurrency is
+    judged only for closed-loop, duration-bound runs (open loop and a draining quota run below
+    the requested streams by design)."""
+    workers = int(health["worker_id"].nunique()) if len(health) else 0
+    # The first sample of each worker includes start-up; skip it when there is more.
+    steady = health.groupby("worker_id").apply(
+        lambda g: g.iloc[1:] if len(g) > 1 else g, include_groups=False
+    )
+    cpu = steady["cpu_pct"] if len(steady) else pd.Series(dtype=float)
+    lag = (
+        measure.quantiles(list(steady["hub_lag_max_ms"])) if len(steady) else measure.quantiles([])
+    )
+    cpu_max = float(cpu.max()) if len(cpu) else float("nan")
+    reasons = []
+    if cpu_max > CPU_LIMIT_PCT:
+        reasons.append(f"a worker used {cpu_max:.0f} % of a core (limit {CPU_LIMIT_PCT:.0f} %)")
+    if lag.n and lag.p99 > HUB_LAG_LIMIT_MS:
+        reasons.append(f"gevent hub lag p99 {lag.p99:.1f} ms (limit {HUB_LAG_LIMIT_MS:.0f} ms)")
+    if check_concurrency and achieved < CONCURRENCY_SHORTFALL * streams:
+        reasons.append(f"achieved {achieved:.2f} of {streams} requested concurrent streams")
+    return HarnessCheck(
+        target=target,
+        streams=streams,
+        workers=workers,
+        cpu_pct_max=cpu_max,
+        cpu_pct_mean=float(cpu.mean()) if len(cpu) else float("nan"),
+        hub_lag_p99_ms=lag.p99,
+        achieved_streams=achieved,
+        send_lag_p99_ms=send_lag_p99_ms,
+        client_bound=bool(reasons),
+        reasons=tuple(reasons),
+    )

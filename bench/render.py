@@ -1,0 +1,171 @@
+"""Rendering a `Report` as report.md and as a self-contained report.html (plots inlined)."""
+
+from __future__ import annotations
+
+import base64
+import html as htmllib
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from bench.report import Report
+
+SUMMARY_COLUMNS = [
+    "target", "streams", "achieved_streams", "ok", "errors", "cut", "incomplete", "req_per_s",
+    "agg_tok_s", "peak_tok_s", "stream_tok_s_p50", "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99",
+    "itl_ms_p50", "itl_ms_p99", "tpot_ms_p50", "tpot_ms_p99", "e2e_s_p50", "e2e_s_p99",
+    "icg_max_ms", "goodput_req_s", "good_fraction",
+]  # fmt: skip
+TOKEN_COLUMNS = ["target", "streams", "token_mismatch", "tokens_per_chunk", "srv_decode_tok_s_p50"]
+FORMULAS = [
+    ("ttft", "first chunk with non-empty text − request sent (headline TTFT)"),
+    ("itl", "every gap between consecutive text-bearing chunks, pooled over requests"),
+    ("tpot", "(last token − first token) / (eval_count − 1), per request"),
+    ("stream_tok_s", "1 / tpot: tokens per second one stream sees, TTFT excluded"),
+    ("agg_tok_s", "chunks arriving inside the steady window / window length"),
+    ("achieved_streams", "time-weighted mean of requests in flight over the window"),
+    ("goodput_req_s", "ok requests meeting every SLO / window; good_fraction counts failures too"),
+    ("srv_wait", "total − load − prompt_eval − eval (Ollama: slot wait + templating)"),
+    ("transport_ttft", "client TTFT − (load + wait + prefill + one decode step)"),
+]
+_N_STABLE_P99 = 1000
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    if value is None:
+        return "–"
+    return str(value)
+
+
+def md_table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
+    """A GitHub-style Markdown table of `frame` (selected `columns`)."""
+    cols = [c for c in (columns or list(frame.columns)) if c in frame.columns]
+    if frame.empty:
+        return "_none_\n"
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in frame[cols].iterrows():
+        lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def verdict_lines(report: Report) -> list[str]:
+    """The harness verdict, one line per run; client-bound runs in bold with the advice."""
+    lines = []
+    for c in report.checks:
+        numbers = (
+            f"worker CPU max {_fmt(c.cpu_pct_max)} %, hub lag p99 {_fmt(c.hub_lag_p99_ms)} ms, "
+            f"send lag p99 {_fmt(c.send_lag_p99_ms)} ms, "
+            f"streams {_fmt(c.achieved_streams)}/{c.streams}"
+        )
+        if c.client_bound:
+            why = "; ".join(c.reasons)
+            lines.append(
+                f"**{c.target}×{c.streams}: the load generator is the bottleneck ({why}); "
+                "these numbers understate the farm — rerun with "
+                f"`--workers {max(2, c.workers + 1)}`.** ({numbers})"
+            )
+        else:
+            lines.append(f"{c.target}×{c.streams}: harness OK ({numbers})")
+    return lines
+
+
+def _header(report: Report) -> list[str]:
+    cfg = report.meta.get("config", {})
+    models = sorted({str(t.get("model")) for t in report.meta.get("targets", [])})
+    lines = [
+        "# ollama-farm benchmark",
+        "",
+        f"- command: `{' '.join(report.meta.get('command', [])) or '(re-rendered)'}`",
+        f"- targets: {', '.join(sorted(report.summary['target'].astype(str).unique()))}",
+        f"- model: {', '.join(models) or '–'}",
+        f"- SLOs: TTFT ≤ {cfg.get('slo_ttft_ms') or '–'} ms, "
+        f"TPOT ≤ {cfg.get('slo_tpot_ms') or '–'} ms",
+        f"- schema version: {report.meta.get('schema_version', '–')}; "
+        "raw rows: rows.parquet, rows.csv",
+    ]
+    synthetic = [
+        t for t in report.meta.get("targets", []) if "synthetic" in str(t.get("version", ""))
+    ]
+    if synthetic:
+        lines.append("- **backend: the Ollama simulator (synthetic numbers, no model ran)**")
+    small = (
+        report.summary[report.summary["ok"] < _N_STABLE_P99]
+        if len(report.summary)
+        else report.summary
+    )
+    if len(small):
+        lines.append(
+            f"- p99 values come from fewer than {_N_STABLE_P99} requests per cell: treat as rough"
+        )
+    return [*lines, "", "## Harness verdict", "", *[f"- {v}" for v in verdict_lines(report)], ""]
+
+
+def markdown(report: Report, plot_paths: list[Path]) -> str:
+    """report.md: header and verdict, then the tables of bench spec §5 and the plots."""
+    parts = _header(report)
+    parts += ["## Summary (per target × streams)", "", md_table(report.summary, SUMMARY_COLUMNS)]
+    parts += ["## TTFT decomposition (medians, ms)", "", md_table(report.decomposition)]
+    parts += ["## Token accounting", "", md_table(report.summary, TOKEN_COLUMNS)]
+    parts += ["## Errors", "", md_table(report.errors)]
+    parts += ["## Formulas", ""] + [f"- `{k}`: {v}" for k, v in FORMULAS] + [""]
+    parts += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plot_paths] + [""]
+    return "\n".join(parts)
+
+
+def _html_table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
+    cols = [c for c in (columns or list(frame.columns)) if c in frame.columns]
+    if frame.empty:
+        return "<p><em>none</em></p>"
+    return frame[cols].to_html(
+        index=False, float_format=lambda v: _fmt(float(v)), na_rep="–", border=0
+    )
+
+
+def _inline_md(text: str) -> str:
+    """Escape, then render `**bold**` and `code` spans of a verdict line."""
+    out = htmllib.escape(text)
+    while out.count("**") >= 2:
+        out = out.replace("**", "<strong>", 1).replace("**", "</strong>", 1)
+    while out.count("`") >= 2:
+        out = out.replace("`", "<code>", 1).replace("`", "</code>", 1)
+    return out
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def html(report: Report, plot_paths: list[Path]) -> str:
+    """report.html: the same content, one file, plots embedded as data URIs."""
+    header = [
+        _inline_md(line.removeprefix("- ")) for line in _header(report)[2:] if line.startswith("- ")
+    ]
+    images = "".join(
+        f'<figure><img alt="{p.stem}" src="data:image/png;base64,{_b64(p)}">'
+        f"<figcaption>{p.stem}</figcaption></figure>"
+        for p in plot_paths
+    )
+    formulas = "".join(f"<li><code>{k}</code>: {htmllib.escape(v)}</li>" for k, v in FORMULAS)
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
+        "table{border-collapse:collapse;font-size:13px}"
+        "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
+        "img{max-width:100%}figure{display:inline-block;margin:0 1em 1em 0}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>ollama-farm benchmark</title>"
+        f"<style>{style}</style></head><body><h1>ollama-farm benchmark</h1>"
+        f"<ul>{''.join(f'<li>{h}</li>' for h in header)}</ul>"
+        f"<h2>Summary</h2>{_html_table(report.summary, SUMMARY_COLUMNS)}"
+        f"<h2>TTFT decomposition (medians, ms)</h2>{_html_table(report.decomposition)}"
+        f"<h2>Token accounting</h2>{_html_table(report.summary, TOKEN_COLUMNS)}"
+        f"<h2>Errors</h2>{_html_table(report.errors)}"
+        f"<h2>Formulas</h2><ul>{formulas}</ul><h2>Plots</h2>{images}</body></html>"
+    )

@@ -1,0 +1,164 @@
+"""Reports: raw rows to Parquet/CSV, summary tables, plots, report.md and a self-contained
+report.html — for one result folder, or several side by side (`invoke report DIR DIR…`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench import harness, plots, render, summary
+from bench.errors import ReportError
+from bench.record import COLUMNS, RequestRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What a rendered report holds, for callers that print or test it."""
+
+    out: Path
+    summary: pd.DataFrame
+    decomposition: pd.DataFrame
+    errors: pd.DataFrame
+    checks: tuple[harness.HarnessCheck, ...]
+    meta: dict[str, Any]
+
+
+def _read_jsonl(paths: list[Path]) -> list[dict[str, Any]]:
+    out = []
+    for path in paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    # A process killed mid-write leaves a partial last line; keep the rest.
+                    log.warning("%s:%d: skipping a partial line", path, number)
+    return out
+
+
+def load_rows(out: Path) -> pd.DataFrame:
+    """All rows of a result folder (from the per-worker JSONL files, else rows.parquet)."""
+    files = sorted(out.glob("runs/*/rows-*.jsonl"))
+    if files:
+        records = [RequestRecord.from_dict(d) for d in _read_jsonl(files)]
+        return pd.DataFrame([asdict(r) for r in records], columns=list(COLUMNS))
+    if (out / "rows.parquet").exists():
+        return pd.read_parquet(out / "rows.parquet")
+    raise ReportError(f"{out}: no rows (neither runs/*/rows-*.jsonl nor rows.parquet)")
+
+
+def load_health(out: Path) -> pd.DataFrame:
+    """Per-second harness health samples of every run in a result folder."""
+    frames = []
+    for path in sorted(out.glob("runs/*/health-*.jsonl")):
+        data = _read_jsonl([path])
+        if data:
+            frames.append(pd.DataFrame(data).assign(run=path.parent.name))
+    if frames:
+        return pd.concat(frames, ignore_index=True)
+    if (out / "health.csv").exists():
+        return pd.read_csv(out / "health.csv")
+    return pd.DataFrame(
+        columns=["run", "worker_id", "t_unix_s", "cpu_pct", "hub_lag_max_ms", "in_flight"]
+    )
+
+
+def load_meta(out: Path) -> dict[str, Any]:
+    """meta.json of a result folder ({} when missing)."""
+    path = out / "meta.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _checks(
+    summ: pd.DataFrame, health: pd.DataFrame, config: dict[str, Any]
+) -> tuple[harness.HarnessCheck, ...]:
+    closed = config.get("rate_per_s") is None and config.get("requests") is None
+    out = []
+    for _, row in summ.iterrows():
+        run = f"{row['target']}-s{row['streams']}"
+        cell = health[health["run"] == run] if len(health) else health
+        out.append(
+            harness.check(
+                str(row["target"]),
+                int(row["streams"]),
+                cell,
+                float(row["achieved_streams"]),
+                float(row["send_lag_ms_p99"]),
+                check_concurrency=closed,
+            )
+        )
+    return tuple(out)
+
+
+def write_rows(rows: pd.DataFrame, out: Path) -> None:
+    """rows.parquet (gaps as a list column) and rows.csv (gaps as a JSON array)."""
+    rows.to_parquet(out / "rows.parquet", index=False)
+    flat = rows.copy()
+    flat["token_gaps_s"] = [
+        json.dumps(list(g) if g is not None else []) for g in flat["token_gaps_s"]
+    ]
+    flat.to_csv(out / "rows.csv", index=False)
+
+
+def build_report(
+    rows: pd.DataFrame, health: pd.DataFrame, meta: dict[str, Any], out: Path
+) -> Report:
+    """Compute every table and write every file of a report into `out`."""
+    config = meta.get("config", {})
+    slo_ttft = config.get("slo_ttft_ms")
+    slo_tpot = config.get("slo_tpot_ms")
+    summ = summary.summarize(
+        rows,
+        None if slo_ttft is None else slo_ttft / 1000,
+        None if slo_tpot is None else slo_tpot / 1000,
+    )
+    decomp = summary.decomposition(rows)
+    errors = summary.error_table(rows)
+    checks = _checks(summ, health, config)
+    out.mkdir(parents=True, exist_ok=True)
+    write_rows(rows, out)
+    summ.to_csv(out / "summary.csv", index=False)
+    decomp.to_csv(out / "decomposition.csv", index=False)
+    errors.to_csv(out / "errors.csv", index=False)
+    health.to_csv(out / "health.csv", index=False)
+    (out / "harness.json").write_text(
+        json.dumps([asdict(c) for c in checks], indent=2), encoding="utf-8"
+    )
+    plot_paths = plots.all_plots(rows, summ, decomp, health, out / "plots")
+    report = Report(out, summ, decomp, errors, checks, meta)
+    (out / "report.md").write_text(render.markdown(report, plot_paths), encoding="utf-8")
+    (out / "report.html").write_text(render.html(report, plot_paths), encoding="utf-8")
+    return report
+
+
+def write_report(out: Path) -> Report:
+    """Render (or re-render) the report of one result folder in place."""
+    if not out.is_dir():
+        raise ReportError(f"{out}: not a result folder")
+    return build_report(load_rows(out), load_health(out), load_meta(out), out)
+
+
+def compare_reports(dirs: list[Path], out: Path) -> Report:
+    """One report over several result folders: each target is labelled `<folder>:<target>`."""
+    rows, healths = [], []
+    for d in dirs:
+        if not d.is_dir():
+            raise ReportError(f"{d}: not a result folder")
+        label = d.name
+        r = load_rows(d)
+        r["target"] = label + ":" + r["target"].astype(str)
+        rows.append(r)
+        h = load_health(d)
+        if len(h):
+            h["run"] = label + ":" + h["run"].astype(str)
+            healths.append(h)
+    meta = {"compared": [str(d) for d in dirs], "config": load_meta(dirs[0]).get("config", {})}
+    health = pd.concat(healths, ignore_index=True) if healths else load_health(dirs[0]).iloc[0:0]
+    return build_report(pd.concat(rows, ignore_index=True), health, meta, out)
