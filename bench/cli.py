@@ -30,6 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direct-url", help="backend URL for --target all (default: from the proxy)")
     p.add_argument("--relay-address", help="NKN address of the relay (--target nkn)")
     p.add_argument("--nkn-rpc-url", help="NKN seed RPC (e.g. the local node's) for the NKN user")
+    p.add_argument(
+        "--nkn-loopback",
+        action="store_true",
+        help="NKN target without the network: the relay engine in-process before the proxy",
+    )
     p.add_argument("--model", help="model name (default: the farm's model from /_health)")
     p.add_argument(
         "--api", choices=["ollama", "openai"], default="ollama", help="native NDJSON or /v1 SSE"
@@ -77,6 +82,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Be
         streams=parse_streams(args.sweep) if args.sweep else (args.streams,),
         relay_address=args.relay_address or base.relay_address,
         nkn_rpc_url=args.nkn_rpc_url or base.nkn_rpc_url,
+        nkn_loopback=args.nkn_loopback,
         model=args.model or base.model,
         api=args.api,
         duration_s=duration,

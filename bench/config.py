@@ -69,6 +69,7 @@ class BenchConfig:
     direct_url: str | None = None
     relay_address: str | None = None
     nkn_rpc_url: str | None = None
+    nkn_loopback: bool = False
     api_key: str | None = field(default=None, repr=False)
     model: str | None = None
     api: str = "ollama"

@@ -13,14 +13,15 @@ Protocol (one JSON object per line):
     out  {"ev": "ready", "address": str} | {"ev": "fatal", "error": str}
          {"id", "ev": "begin", "t_ns", "status"}
          {"id", "ev": "line", "t_ns", "line"}
-         {"id", "ev": "end", "t_ns", "ok", "error", "frames", "dm_bytes", "t_ms", "gaps",
-          "out_of_order"}
+         {"id", "ev": "end", "t_ns", "ok", "error", "status", "frames", "dm_bytes", "t_ms",
+          "gaps", "out_of_order", "duplicates"}
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -28,61 +29,76 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from relay.client import RelayClient
+from relay.errors import ClientError, StreamGapError
+from relay.transport import Transport
+
 log = logging.getLogger(__name__)
 Emit = Callable[[dict[str, Any]], None]
 
 
-def _counters(stream: Any) -> dict[str, Any]:
-    """Transport counters a relay stream exposes once it has ended (absent ones are None)."""
-    names = {"frames": "frames", "dm_bytes": "dm_bytes", "t_ms": "t_ms", "gaps": "gaps"}
-    out = {key: getattr(stream, attr, None) for key, attr in names.items()}
-    out["out_of_order"] = getattr(stream, "out_of_order", None)
-    return out
+def out_of_order(arrivals_s: list[float]) -> int:
+    """Lines that reached the client in a later frame than a line after them (NKN reordering):
+    after reassembly by seq, an arrival time larger than the next line's means it was held."""
+    return sum(1 for a, b in zip(arrivals_s, arrivals_s[1:], strict=False) if a > b)
 
 
-async def run_stream(client: Any, op: dict[str, Any], emit: Emit) -> None:
-    """Run one relayed request and emit begin/line/end events with arrival stamps."""
+async def run_stream(client: RelayClient, op: dict[str, Any], emit: Emit) -> None:
+    """Run one relayed request and emit begin/line/end events with frame arrival stamps."""
     rid = str(op["id"])
-    request = {
-        "service": "ollama",
-        "path": op["path"],
-        "method": "POST",
-        "headers": {"Content-Type": "application/json"},
-        "json": op["json"],
-        "timeout_ms": int(op.get("timeout_ms", 300_000)),
-        "stream": "chunks",
-    }
     error: str | None = None
-    ok = False
-    stream = client.stream(request, request_id=rid)
+    gaps = 0
+    arrivals: list[float] = []
+    stream = client.stream(
+        timeout_s=float(op.get("timeout_ms", 300_000)) / 1000,
+        service="ollama",
+        path=str(op["path"]),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+        json=op["json"],
+    )
     try:
-        began = False
-        async for line in stream:
-            t_ns = time.perf_counter_ns()
-            if not began:
-                emit(
-                    {
-                        "id": rid,
-                        "ev": "begin",
-                        "t_ns": t_ns,
-                        "status": getattr(stream, "status", 200),
-                    }
-                )
-                began = True
-            emit({"id": rid, "ev": "line", "t_ns": t_ns, "line": line})
-        ok = bool(getattr(stream, "ok", True))
-        error = getattr(stream, "error", None)
-    except asyncio.CancelledError:
-        error = "cancelled"
-        raise
-    except Exception as exc:  # noqa: BLE001 - per-request boundary: report it as this row's error
+        async with stream:
+            async for line in stream:
+                if not arrivals:
+                    begin = stream.result.begin
+                    status = 200 if begin is None else begin.status
+                    emit({"id": rid, "ev": "begin", "t_ns": _ns(line.arrival_s), "status": status})
+                arrivals.append(line.arrival_s)
+                emit({"id": rid, "ev": "line", "t_ns": _ns(line.arrival_s), "line": line.line})
+    except StreamGapError as exc:
+        gaps = len(exc.missing)
+        error = f"lost frames: {exc}"
+    except ClientError as exc:
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        end = {"id": rid, "ev": "end", "t_ns": time.perf_counter_ns(), "ok": ok and error is None}
-        emit({**end, "error": error, **_counters(stream)})
+        result = stream.result
+        end = result.end
+        last = result.frames[-1].arrival_s if result.frames else time.perf_counter()
+        emit(
+            {
+                "id": rid,
+                "ev": "end",
+                "t_ns": _ns(last),
+                "ok": error is None and end is not None and end.ok,
+                "error": error,
+                "status": None if result.begin is None else result.begin.status,
+                "frames": len(result.frames),
+                "dm_bytes": result.dm_bytes,
+                "t_ms": None if end is None else end.t_ms,
+                "gaps": gaps,
+                "out_of_order": out_of_order(arrivals),
+                "duplicates": result.duplicates,
+            }
+        )
 
 
-async def serve(client: Any, emit: Emit) -> None:
+def _ns(perf_s: float) -> int:
+    """A `perf_counter()` reading in integer ns (the same clock as `perf_counter_ns()`)."""
+    return int(perf_s * 1e9)
+
+
+async def serve(client: RelayClient, emit: Emit) -> None:
     """Read ops from stdin until EOF; one task per stream, cancelled on request or at exit."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 24)
@@ -106,36 +122,71 @@ async def serve(client: Any, emit: Emit) -> None:
             task.cancel()
 
 
-async def amain(relay_address: str, rpc_url: str | None) -> int:
-    """Connect to NKN, announce readiness, serve until stdin closes."""
-    from relay.bridge import NknTransport  # the relay packages are optional until NKN is used
-    from relay.client import RelayClient
+async def amain(relay_address: str | None, rpc_url: str | None, loopback_url: str | None) -> int:
+    """Connect, announce readiness, serve until stdin closes.
+
+    With `loopback_url` the relay engine runs in this process on an in-memory network in front
+    of that URL: the relay's own framing and batching cost without the NKN network.
+    """
 
     def emit(obj: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
         sys.stdout.flush()
 
-    transport = NknTransport.for_peer(rpc_server_addr=rpc_url)
-    try:
-        address = await transport.start()
-        client = RelayClient(transport, relay_address)
-        emit({"ev": "ready", "address": address})
-        async with client:
-            await serve(client, emit)
-    finally:
-        await transport.close()
+    async with contextlib.AsyncExitStack() as stack:
+        if loopback_url is not None:
+            transport, relay_address = await _loopback(stack, loopback_url)
+        else:
+            transport = _nkn_transport(rpc_url)
+            stack.push_async_callback(transport.close)
+            await transport.start()
+        if not relay_address:
+            raise ValueError("--relay-address is required without --loopback")
+        client = await stack.enter_async_context(RelayClient(transport, relay_address))
+        emit({"ev": "ready", "address": transport.address})
+        await serve(client, emit)
     return 0
+
+
+async def _loopback(stack: contextlib.AsyncExitStack, url: str) -> tuple[Transport, str]:
+    """Start a RelayServer for `url` on a MemoryNetwork; return the peer's transport and the
+    relay's address."""
+    from relay.config import RelayConfig
+    from relay.server import RelayServer
+    from relay.testing import MemoryNetwork
+
+    network = MemoryNetwork()
+    relay_t, peer_t = network.transport("relay"), network.transport("bench")
+    await relay_t.start()
+    await peer_t.start()
+    server = RelayServer(RelayConfig(targets={"ollama": url}, workers=64, queue=256), relay_t)
+    task = asyncio.create_task(server.serve())
+
+    async def stop() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    stack.push_async_callback(stop)
+    return peer_t, relay_t.address
+
+
+def _nkn_transport(rpc_url: str | None) -> Transport:
+    """The real NKN transport through the Node bridge (relay.bridge)."""
+    from relay.bridge import NknTransport  # the Node bridge is needed only for real NKN
+
+    return NknTransport.for_peer(rpc_server_addr=rpc_url)  # type: ignore[attr-defined,no-any-return]
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m bench.nkn_peer --relay-address A [--rpc-url U]`."""
     parser = argparse.ArgumentParser(prog="python -m bench.nkn_peer")
-    parser.add_argument("--relay-address", required=True)
-    parser.add_argument("--rpc-url")
+    parser.add_argument("--relay-address", help="the relay's NKN address")
+    parser.add_argument("--rpc-url", help="NKN seed RPC address (e.g. the local node)")
+    parser.add_argument("--loopback", help="run the relay in-process in front of this URL")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
-        return asyncio.run(amain(args.relay_address, args.rpc_url))
+        return asyncio.run(amain(args.relay_address, args.rpc_url, args.loopback))
     except Exception as exc:  # noqa: BLE001 - entry point: tell the worker why, then exit
         sys.stdout.write(
             json.dumps({"ev": "fatal", "error": f"{type(exc).__name__}: {exc}"}) + "\n"

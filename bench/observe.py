@@ -173,10 +173,10 @@ class StreamObserver:
 
     def end_status(self) -> tuple[Status, str | None]:
         """Classify a stream that ended on its own: ok, in-band error, or cut (no `done`)."""
+        if self.http_status is not None and self.http_status != 200:
+            return Status.HTTP_ERROR, self.error or f"HTTP {self.http_status}"
         if self.error is not None:
             return Status.STREAM_ERROR, self.error
-        if self.http_status is not None and self.http_status != 200:
-            return Status.HTTP_ERROR, self.error
         if not self.done:
             return Status.CUT, "stream ended without a done marker"
         return Status.OK, None

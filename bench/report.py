@@ -48,6 +48,8 @@ def load_rows(out: Path) -> pd.DataFrame:
     files = sorted(out.glob("runs/*/rows-*.jsonl"))
     if files:
         records = [RequestRecord.from_dict(d) for d in _read_jsonl(files)]
+        if not records:
+            raise ReportError(f"{out}: the runs recorded no requests (see runs/*/locust.log)")
         return pd.DataFrame([asdict(r) for r in records], columns=list(COLUMNS))
     if (out / "rows.parquet").exists():
         return pd.read_parquet(out / "rows.parquet")

@@ -177,7 +177,7 @@ def run_locust(spec: RunSpec, run_dir: Path, on_progress: ProgressFn | None = No
     finally:
         _stop(procs)
         log_file.close()
-    if not any(run_dir.glob("rows-*.jsonl")):
+    if not any(p.stat().st_size for p in run_dir.glob("rows-*.jsonl")):
         tail = (run_dir / "locust.log").read_text(encoding="utf-8", errors="replace")[-2000:]
         raise RunError(
             f"locust wrote no rows for {spec.target}×{spec.streams}; its log ends:\n{tail}"
@@ -192,7 +192,7 @@ def write_meta(
     meta = {
         "schema_version": SCHEMA_VERSION,
         "created_unix_s": time.time(),
-        "command": sys.argv,
+        "command": list(sys.orig_argv),
         "config": config.to_dict(),
         "prompt_set_hash": prompt_set_hash(prompts),
         "prompt_count": len(prompts),

@@ -109,7 +109,7 @@ def summarize(
 ) -> pd.DataFrame:
     """The main summary: one row per target × streams (§5 table 2)."""
     timed = with_times(rows)
-    records = []
+    records: list[dict[str, Any]] = []
     for (target, streams), cell in timed.groupby(GROUP, sort=True):
         records.append(
             {"target": target, "streams": streams, **summarize_cell(cell, slo_ttft_s, slo_tpot_s)}

@@ -80,7 +80,7 @@ def resolve_targets(config: BenchConfig) -> tuple[Target, ...]:
     model = config.model or (health or {}).get("model") or backend_model(direct_url, config)
     out = []
     for name in config.targets:
-        if name == "nkn" and not config.relay_address:
+        if name == "nkn" and not (config.relay_address or config.nkn_loopback):
             raise TargetError("--target nkn needs --relay-address (the relay's NKN address)")
         url = {"direct": direct_url, "proxy": config.proxy_url, "nkn": None}[name]
         out.append(Target(name=name, url=url, model=model))

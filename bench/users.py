@@ -224,12 +224,8 @@ class NknPeer:
     on its own queue and never blocks the hub; the asyncio relay client lives in the peer.
     """
 
-    def __init__(
-        self, relay_address: str, rpc_url: str | None, start_timeout_s: float = 60.0
-    ) -> None:
-        argv = [sys.executable, "-m", "bench.nkn_peer", "--relay-address", relay_address]
-        if rpc_url:
-            argv += ["--rpc-url", rpc_url]
+    def __init__(self, peer_args: list[str], start_timeout_s: float = 60.0) -> None:
+        argv = [sys.executable, "-m", "bench.nkn_peer", *peer_args]
         self._proc = gevent.subprocess.Popen(argv, stdin=PIPE, stdout=PIPE, bufsize=0)
         self._queues: dict[str, gevent.queue.Queue[dict[str, Any]]] = {}
         self._ids = itertools.count()
@@ -290,9 +286,14 @@ class NknStreamUser(BenchUser):
         env = self.environment
         if getattr(env, "bench_nkn_peer", None) is None:
             cfg = self.runtime.spec.config
-            if not cfg.relay_address:
-                raise RunError("--target nkn needs --relay-address")
-            env.bench_nkn_peer = NknPeer(cfg.relay_address, cfg.nkn_rpc_url)
+            if cfg.nkn_loopback:
+                args = ["--loopback", cfg.proxy_url]
+            elif cfg.relay_address:
+                args = ["--relay-address", cfg.relay_address]
+                args += ["--rpc-url", cfg.nkn_rpc_url] if cfg.nkn_rpc_url else []
+            else:
+                raise RunError("--target nkn needs --relay-address (or --nkn-loopback)")
+            env.bench_nkn_peer = NknPeer(args)
         peer: NknPeer = env.bench_nkn_peer
         return peer
 
@@ -302,17 +303,27 @@ class NknStreamUser(BenchUser):
         if taken is None:
             return
         prompt, payload = taken
-        peer = self.peer()
         t_intended = self.intended_ns()
         obs = StreamObserver(
             self.labels(prompt), t_intended, time.perf_counter_ns(), time.time_ns()
         )
+        try:
+            peer = self.peer()
+        except RunError as exc:
+            # Recorded like any failed request; the pause keeps a dead peer from spinning.
+            row = obs.finish(time.perf_counter_ns(), Status.CONNECT_ERROR, str(exc))
+            self.emit(row, "nkn " + payload.path)
+            gevent.sleep(1.0)
+            return
         rid, queue = peer.open(payload, self.runtime.spec.config.request_timeout_s)
         self.runtime.in_flight += 1
         finished = False
         try:
             end = self._consume(obs, queue)
             finished = True
+        except gevent.queue.Empty:
+            t_out = self.runtime.spec.config.request_timeout_s
+            end = {"t_ns": time.perf_counter_ns(), "error": f"no data for {t_out}s", "timeout": 1}
         except GreenletExit:
             self.runtime.in_flight -= 1
             self.emit(obs.finish(time.perf_counter_ns(), Status.INCOMPLETE), "nkn " + payload.path)
@@ -320,11 +331,14 @@ class NknStreamUser(BenchUser):
         finally:
             peer.close_request(rid, cancel=not finished)
         self.runtime.in_flight -= 1
+        if obs.http_status is None and end.get("status"):
+            obs.on_headers(int(end["t_ns"]), int(end["status"]))
         status, error = obs.end_status()
-        if not end.get("ok") and status == Status.OK:
-            status, error = Status.CUT, str(end.get("error") or "relay reported failure")
-        elif end.get("error") and obs.http_status is None:
-            status, error = Status.CONNECT_ERROR, str(end["error"])
+        if end.get("error") and status == Status.OK:
+            failed_early = obs.http_status is None and not obs.arrivals_ns
+            status = Status.CONNECT_ERROR if failed_early else Status.CUT
+            status = Status.TIMEOUT if end.get("timeout") else status
+            error = str(end["error"])
         nkn = NknCounters(
             frames=int(end.get("frames") or 0),
             dm_bytes=int(end.get("dm_bytes") or 0),
