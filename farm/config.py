@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -87,6 +87,8 @@ class FarmConfig:
     docker_host: str | None = None
     ollama_models: str | None = None
     home: Path | None = None
+    # The launcher's own environment, inherited by the processes it starts (PATH, HOME, ...).
+    base_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         validate_model_name(self.model)
@@ -150,6 +152,7 @@ class FarmConfig:
             "docker_host": environ.get("DOCKER_HOST") or None,
             "ollama_models": environ.get("OLLAMA_MODELS") or None,
             "home": Path(environ["HOME"]) if environ.get("HOME") else None,
+            "base_env": {k: v for k, v in environ.items() if not k.startswith("OLLAMA_")},
         }
         if flags.get("api_key") is None and environ.get("FARM_API_KEY"):
             env["api_key"] = environ["FARM_API_KEY"]
