@@ -9,6 +9,7 @@ the client to the backend, so nothing queues up in the proxy.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Send = Any
+LARGE_BODY_BYTES = 1024 * 1024
 _JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
 
 
@@ -172,7 +174,7 @@ class Forwarder:
                     ex.method,
                     URL(backend.url + target.decode("latin-1"), encoded=True),
                     headers=headers,
-                    data=body,
+                    data=_payload(body),
                     allow_redirects=False,
                 )
             except aiohttp.ClientConnectorError as exc:
@@ -243,7 +245,10 @@ class Forwarder:
             self.metrics.client_aborts.labels(phase).inc()
             return
         if reason is Abort.BODY_TOO_LARGE:
-            await self._fail(BodyTooLargeError("request body over the size limit"), send, ex)
+            limit = self.config.max_body_bytes
+            await self._fail(
+                BodyTooLargeError(f"request body is larger than {limit} bytes"), send, ex
+            )
             return
         self.metrics.upstream_errors.labels(reason.value).inc()
         if reason is Abort.HEADER_TIMEOUT:
@@ -291,6 +296,16 @@ class Forwarder:
                 ex.bytes_out,
                 ex.outcome,
             )
+
+
+def _payload(body: bytes | AsyncIterator[bytes] | None) -> Any:
+    """aiohttp writes large `bytes` in one blocking call (and warns); a BytesIO is chunked.
+
+    A fresh object per attempt, so a body in hand can be replayed on another backend.
+    """
+    if isinstance(body, bytes) and len(body) > LARGE_BODY_BYTES:
+        return io.BytesIO(body)
+    return body
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
