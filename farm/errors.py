@@ -1,0 +1,73 @@
+"""The farm launcher's and GPU setup's error hierarchy: every failure a user can act on.
+
+Each error's message is one line meant for the operator; entry points print it and exit
+non-zero. Foreign exceptions (docker SDK, httpx, OSError) are translated where they arise.
+
+    FarmError
+    ├── ConfigError            bad flag or environment value (names the flag/variable)
+    ├── PreflightError         the host is not ready: port taken, no engine, unusable models dir
+    │   └── PortInUse          a port we need is bound by someone else
+    ├── BackendError           a backend failed to start, answer or stop
+    │   ├── GpuUnavailable     Docker has no NVIDIA device driver ("could not select device driver")
+    │   └── BackendNotReady    the backend did not answer `GET /` before the deadline
+    ├── PullError              `/api/pull` (model) or an image pull failed
+    ├── WarmupError            the warm-up generate failed
+    ├── ProxyError             the proxy subprocess failed to start or become ready
+    ├── StateError             `.farm/state.json` missing, unreadable or describing a live farm
+    └── SetupError             `gpu-setup` cannot proceed
+        └── SetupRefused       wrong OS, no driver, not root: nothing was changed
+"""
+
+from __future__ import annotations
+
+
+class FarmError(Exception):
+    """Base class: a failure the operator can act on; str(exc) is one line."""
+
+
+class ConfigError(FarmError):
+    """A flag or environment value is invalid."""
+
+
+class PreflightError(FarmError):
+    """The host cannot run the farm as asked; nothing has been started."""
+
+
+class PortInUse(PreflightError):
+    """A port the farm needs is already bound."""
+
+
+class BackendError(FarmError):
+    """A backend (container, process, simulator) failed."""
+
+
+class GpuUnavailable(BackendError):
+    """Docker cannot hand a GPU to the container: the NVIDIA toolkit is missing or not loaded."""
+
+
+class BackendNotReady(BackendError):
+    """The backend did not answer in time."""
+
+
+class PullError(FarmError):
+    """Pulling a model (or a container image) failed."""
+
+
+class WarmupError(FarmError):
+    """The warm-up request failed."""
+
+
+class ProxyError(FarmError):
+    """The proxy did not start or never became ready."""
+
+
+class StateError(FarmError):
+    """The farm's state file is missing, corrupt or describes a farm that is still running."""
+
+
+class SetupError(FarmError):
+    """GPU setup failed part-way; the message says which step."""
+
+
+class SetupRefused(SetupError):
+    """GPU setup refuses to run on this host; nothing was changed."""

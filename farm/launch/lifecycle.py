@@ -1,0 +1,220 @@
+"""`up` and `down`: start backends, pull, warm up, front them with the proxy; stop it all.
+
+Startup is all-or-nothing: any failure (or Ctrl-C/SIGTERM) part-way stops whatever was already
+started, in reverse order. In the foreground the launcher then supervises: if a backend or the
+proxy dies, or a signal arrives, everything is stopped and the state file removed. With
+`--detach` the children (own sessions) keep running and the state file lets `down` find them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+
+import psutil
+
+from farm.config import FarmConfig
+from farm.errors import BackendError, FarmError, ProxyError
+from farm.launch import children, container, state
+from farm.launch.backend import Backend, wait_ready
+from farm.launch.children import Child
+from farm.launch.external import ExternalBackend
+from farm.launch.model_pull import pull_model
+from farm.launch.plan import Plan, preflight
+from farm.launch.process import local_backend, sim_backend
+from farm.launch.proxy_process import probe_url, start_proxy
+from farm.launch.warmup import warm_up
+
+log = logging.getLogger(__name__)
+
+
+def build_backends(config: FarmConfig, plan: Plan, log_dir: Path) -> list[Backend]:
+    """One backend per replica (or per --backend-url), not yet started."""
+    if plan.mode == "external":
+        return [ExternalBackend(u, f"external-{i}") for i, u in enumerate(config.backend_urls, 1)]
+    out: list[Backend] = []
+    for i, port in enumerate(config.back_ports, 1):
+        if plan.mode == "docker" and plan.models is not None:
+            out.append(container.ContainerBackend(config, i, port, plan.models))
+        elif plan.mode == "local" and plan.models is not None:
+            out.append(local_backend(config, i, port, plan.models, log_dir))
+        else:
+            out.append(sim_backend(config, i, port, log_dir))
+    return out
+
+
+def _announce(config: FarmConfig, plan: Plan) -> None:
+    if plan.mode == "sim":
+        log.warning("mode sim: the backend is the Ollama SIMULATOR (synthetic, no model)")
+    if config.replicas > 1:
+        log.warning(
+            "--replicas %d: each replica loads its own copy of the weights (%dx the memory)",
+            config.replicas,
+            config.replicas,
+        )
+    log.info(
+        "gpu layers %d (num_gpu): Ollama has no OLLAMA_NUM_GPU_LAYERS variable, so it takes "
+        "effect through the warm-up request and the proxy's option pinning",
+        config.pin_num_gpu,
+    )
+    if config.host in ("0.0.0.0", "::") and not config.api_key:
+        log.warning("the proxy listens on %s without an API key (set FARM_API_KEY)", config.host)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM takes the same clean path as Ctrl-C while the farm runs in this process."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _teardown(backends: list[Backend], proxy: Child | None) -> None:
+    """Stop the proxy, then the backends in reverse order; report but survive failures."""
+    if proxy is not None:
+        proxy.stop()
+    for backend in reversed(backends):
+        try:
+            backend.stop()
+        except (FarmError, OSError) as exc:
+            log.warning("stopping %s failed: %s", backend.url, exc)
+
+
+def _bring_up(config: FarmConfig, backends: list[Backend], started: list[Backend]) -> None:
+    for backend in backends:
+        started.append(backend)
+        backend.start()
+    for backend in backends:
+        wait_ready(
+            backend.url,
+            config.ready_timeout_s,
+            backend.alive,
+            lambda b=backend: f"last log lines:\n{b.log_tail(10)}" if b.log_tail(1) else "",
+        )
+        log.info("backend ready at %s", backend.url)
+    for backend in backends:
+        if config.pull:
+            pull_model(backend.url, config.model)
+        result = warm_up(
+            backend.url, config.model, config.keepalive, config.ctx, config.pin_num_gpu
+        )
+        log.info(
+            "warm-up %s on %s: load_duration %.3f s (keep_alive %s, num_ctx %d, num_gpu %d)",
+            config.model,
+            backend.url,
+            result.load_duration_ns / 1e9,
+            config.keepalive,
+            config.ctx,
+            config.pin_num_gpu,
+        )
+
+
+def _record(
+    config: FarmConfig, mode: str, backends: list[Backend], proxy: Child
+) -> state.FarmState:
+    me = children.find(os.getpid(), None)
+    return state.FarmState(
+        mode=mode,
+        model=config.model,
+        num_parallel=config.num_parallel,
+        front_url=probe_url(config.host, config.front_port),
+        backends=tuple(b.record() for b in backends),
+        launcher_pid=os.getpid(),
+        launcher_create_time=me.create_time() if me else None,
+        detach=config.detach,
+        proxy_pid=proxy.pid,
+        proxy_create_time=proxy.create_time(),
+        proxy_log=str(proxy.log_path),
+        started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        config={k: v for k, v in asdict(config).items() if k not in ("base_env", "api_key")},
+    )
+
+
+def _supervise(backends: list[Backend], proxy: Child) -> None:
+    """Block until Ctrl-C/SIGTERM (clean return) or until a child dies (BackendError)."""
+    tick = threading.Event()
+    try:
+        while True:
+            for backend in backends:
+                if not backend.alive():
+                    raise BackendError(f"backend {backend.url} exited; stopping the farm")
+            if not proxy.alive():
+                raise ProxyError("the proxy exited; stopping the farm")
+            tick.wait(0.5)
+    except KeyboardInterrupt:
+        log.info("shutting down")
+
+
+def up(config: FarmConfig, cwd: Path) -> state.FarmState:
+    """Start the farm; returns once detached, or after a clean foreground shutdown."""
+    plan = preflight(config, cwd)
+    _announce(config, plan)
+    log_dir = config.state_dir / "logs"
+    started: list[Backend] = []
+    proxy: Child | None = None
+    with _sigterm_as_interrupt():
+        try:
+            backends = build_backends(config, plan, log_dir)
+            _bring_up(config, backends, started)
+            proxy = start_proxy(config, [b.url for b in backends], log_dir)
+            record = _record(config, plan.mode, backends, proxy)
+            state.save(config.state_dir, record)
+        except BaseException:
+            _teardown(started, proxy)
+            raise
+        log.info(
+            "farm ready: %s (model %s, %d slots)",
+            record.front_url,
+            config.model,
+            config.num_parallel,
+        )
+        if config.detach:
+            return record
+        try:
+            _supervise(backends, proxy)
+        finally:
+            _teardown(started, proxy)
+            state.remove(config.state_dir)
+    return record
+
+
+def down(state_dir: Path) -> list[str]:
+    """Stop everything the recorded farm started; returns what was stopped."""
+    record = state.load(state_dir)
+    if record is None:
+        return []
+    stopped: list[str] = []
+    if record.launcher_pid != os.getpid():
+        launcher = children.find(record.launcher_pid, record.launcher_create_time)
+        if launcher is not None:
+            launcher.terminate()
+            try:
+                launcher.wait(timeout=60)
+            except psutil.TimeoutExpired:
+                launcher.kill()
+            stopped.append(f"launcher (pid {record.launcher_pid})")
+    if children.stop_recorded(record.proxy_pid, record.proxy_create_time):
+        stopped.append(f"proxy (pid {record.proxy_pid})")
+    for b in reversed(record.backends):
+        if b.kind in ("process", "sim") and children.stop_recorded(b.pid, b.pid_create_time):
+            stopped.append(f"{b.kind} backend {b.url} (pid {b.pid})")
+        elif b.kind == "container" and b.container_id:
+            client = container.connect(b.docker_host)
+            if container.stop_container(client, b.container_id):
+                stopped.append(f"container {b.name} ({b.container_id[:12]})")
+    state.remove(state_dir)
+    return stopped

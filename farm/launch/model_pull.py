@@ -1,0 +1,75 @@
+"""Pull the model through the backend's `/api/pull`, drawing each layer's byte progress.
+
+The stream is NDJSON progress objects ending in `{"status":"success"}`. An unknown model still
+answers HTTP 200 and then sends `{"error": ...}` after "pulling manifest" (ollama-api §3.9), so
+success is only the explicit `success` status: a stream that ends without it is a failed pull.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+
+from farm.errors import PullError
+from farm.launch.progress import PullProgress
+
+log = logging.getLogger(__name__)
+
+
+def pull_model(base_url: str, model: str, timeout_s: float = 3600.0) -> None:
+    """Pull `model` on the backend at `base_url`; PullError with the server's reason on failure."""
+    timeout = httpx.Timeout(30.0, read=timeout_s)
+    seen_success = False
+    try:
+        with (
+            httpx.Client(timeout=timeout, trust_env=False) as client,
+            client.stream(
+                "POST", f"{base_url}/api/pull", json={"model": model, "stream": True}
+            ) as resp,
+            PullProgress(model) as bars,
+        ):
+            if resp.status_code != 200:
+                resp.read()
+                raise PullError(f"pull {model}: HTTP {resp.status_code}: {_error_of(resp.text)}")
+            for line in resp.iter_lines():
+                if not line.strip():
+                    continue
+                event = _decode(line)
+                if "error" in event:
+                    raise PullError(f"pull {model}: {event['error']}")
+                status = str(event.get("status", ""))
+                if event.get("digest") and event.get("total"):
+                    label = status.removeprefix("pulling ")
+                    bars.update(
+                        str(event["digest"]),
+                        label,
+                        int(event.get("completed", 0)),
+                        int(event["total"]),
+                    )
+                elif status:
+                    log.info("pull %s: %s", model, status)
+                seen_success = seen_success or status == "success"
+    except httpx.HTTPError as exc:
+        raise PullError(f"pull {model}: connection to {base_url} failed ({exc})") from exc
+    if not seen_success:
+        raise PullError(f"pull {model}: the stream ended before success (cut or interrupted)")
+
+
+def _decode(line: str) -> dict[str, object]:
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise PullError(f"pull: the backend sent a line that is not JSON: {line[:80]!r}") from exc
+    if not isinstance(event, dict):
+        raise PullError(f"pull: the backend sent a non-object line: {line[:80]!r}")
+    return event
+
+
+def _error_of(body: str) -> str:
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError:
+        return body.strip()[:200]
+    return str(data.get("error", data)) if isinstance(data, dict) else body[:200]

@@ -1,0 +1,78 @@
+"""Pre-flight: resolve the mode, the models dir and the ports before anything is started.
+
+Everything that can be refused is refused here, so a bad flag or a busy port leaves nothing
+half-started. `auto` picks Docker when an engine answers, else a local `ollama` binary, and
+otherwise stops naming the three ways forward; it never falls back to the simulator.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from farm.config import FarmConfig
+from farm.errors import PreflightError, StateError
+from farm.launch import container, models_dir, ports, state
+from farm.launch.models_dir import ModelsDir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What `up` will do: the resolved mode and, for docker/local, the models dir."""
+
+    mode: str  # docker | local | sim | external
+    models: ModelsDir | None
+
+
+def resolve_mode(config: FarmConfig) -> str:
+    """external for --backend-url; auto -> docker, else local, else a clear refusal."""
+    if config.backend_urls:
+        return "external"
+    if config.mode != "auto":
+        return config.mode
+    if container.engine_answers(config.docker_host):
+        log.info("mode auto: a Docker engine answers; using docker")
+        return "docker"
+    if shutil.which(config.ollama_bin, path=config.base_env.get("PATH")):
+        log.info("mode auto: no Docker engine; using the local ollama binary")
+        return "local"
+    raise PreflightError(
+        "no Docker engine and no ollama binary found: run `invoke gpu-setup` (Docker + NVIDIA), "
+        "install Ollama (https://ollama.com/download), or try the stack with --mode sim"
+    )
+
+
+def _check_ports(config: FarmConfig, mode: str) -> None:
+    ports.ensure_free(config.host, config.front_port, "--front-port")
+    if mode in ("docker", "local", "sim"):
+        for port in config.back_ports:
+            ports.ensure_free(config.back_host, port, "--back-port")
+
+
+def _refuse_live_farm(state_dir: Path) -> None:
+    current = state.load(state_dir)
+    if current is not None and current.anything_alive():
+        raise StateError(
+            f"a farm is already running (see {state.path_of(state_dir)}); run `invoke down` first"
+        )
+
+
+def preflight(config: FarmConfig, cwd: Path) -> Plan:
+    """Validate the host for `config`; raises a FarmError naming the first problem."""
+    _refuse_live_farm(config.state_dir)
+    mode = resolve_mode(config)
+    if mode == "local" and not shutil.which(config.ollama_bin, path=config.base_env.get("PATH")):
+        raise PreflightError(
+            "--mode local: no `ollama` binary on PATH; install Ollama or use --mode docker/sim"
+        )
+    _check_ports(config, mode)
+    models = None
+    if mode in ("docker", "local") or config.models_dir is not None:
+        models = models_dir.detect(config.models_dir, config.ollama_models, config.home, cwd)
+        models_dir.ensure_usable(models)
+        log.info("models dir: %s (%s)", models.path, models.reason)
+    return Plan(mode=mode, models=models)
