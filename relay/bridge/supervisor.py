@@ -140,6 +140,9 @@ class NknTransport:
         proc = self._proc
         if proc is not None:
             await proc.close(self._config.close_timeout_s)
+            self.bridge_exit_code = proc.returncode
+            # With the process gone its event stream ends and the supervisor returns by itself.
+            await asyncio.wait({self._task}, timeout=self._config.close_timeout_s)
         self._task.cancel()
         # The supervisor already logged whatever stopped it; closing must still finish.
         with contextlib.suppress(asyncio.CancelledError, BridgeError, OSError):
