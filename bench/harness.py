@@ -14,7 +14,9 @@ import pandas as pd
 from bench import measure
 
 # Thresholds (bench spec §4.2): on a 2-vCPU box TTFT error stays within a few ms while one
-# worker stays under about half a core; a 10 ms probe waking > 5 ms late means queued greenlets.
+# worker stays under about half a core. A 10 ms probe that wakes > 5 ms late in a typical second
+# (the median of per-second worst lags) means greenlets queue behind each other; a single late
+# second is more often the OS running someone else, so it is shown but not judged.
 CPU_LIMIT_PCT = 60.0
 HUB_LAG_LIMIT_MS = 5.0
 CONCURRENCY_SHORTFALL = 0.9
@@ -29,6 +31,7 @@ class HarnessCheck:
     workers: int
     cpu_pct_max: float
     cpu_pct_mean: float
+    hub_lag_p50_ms: float
     hub_lag_p99_ms: float
     achieved_streams: float
     send_lag_p99_ms: float
@@ -48,10 +51,13 @@ def check(
     judged only for closed-loop, duration-bound runs (open loop and a draining quota run below
     the requested streams by design)."""
     workers = int(health["worker_id"].nunique()) if len(health) else 0
-    # The first sample of each worker includes start-up; skip it when there is more.
-    steady = health.groupby("worker_id").apply(
-        lambda g: g.iloc[1:] if len(g) > 1 else g, include_groups=False
-    )
+    if len(health):
+        # The first sample of each worker includes its start-up; drop it when there are more.
+        first = health.groupby("worker_id").cumcount() == 0
+        several = health.groupby("worker_id")["worker_id"].transform("size") > 1
+        steady = health[~(first & several)]
+    else:
+        steady = health
     cpu = steady["cpu_pct"] if len(steady) else pd.Series(dtype=float)
     lag = (
         measure.quantiles(list(steady["hub_lag_max_ms"])) if len(steady) else measure.quantiles([])
@@ -60,8 +66,8 @@ def check(
     reasons = []
     if cpu_max > CPU_LIMIT_PCT:
         reasons.append(f"a worker used {cpu_max:.0f} % of a core (limit {CPU_LIMIT_PCT:.0f} %)")
-    if lag.n and lag.p99 > HUB_LAG_LIMIT_MS:
-        reasons.append(f"gevent hub lag p99 {lag.p99:.1f} ms (limit {HUB_LAG_LIMIT_MS:.0f} ms)")
+    if lag.n and lag.p50 > HUB_LAG_LIMIT_MS:
+        reasons.append(f"gevent hub lag p50 {lag.p50:.1f} ms (limit {HUB_LAG_LIMIT_MS:.0f} ms)")
     if check_concurrency and achieved < CONCURRENCY_SHORTFALL * streams:
         reasons.append(f"achieved {achieved:.2f} of {streams} requested concurrent streams")
     return HarnessCheck(
@@ -70,6 +76,7 @@ def check(
         workers=workers,
         cpu_pct_max=cpu_max,
         cpu_pct_mean=float(cpu.mean()) if len(cpu) else float("nan"),
+        hub_lag_p50_ms=lag.p50,
         hub_lag_p99_ms=lag.p99,
         achieved_streams=achieved,
         send_lag_p99_ms=send_lag_p99_ms,

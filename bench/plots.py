@@ -15,6 +15,12 @@ import pandas as pd  # noqa: E402
 from bench.record import Status  # noqa: E402
 
 
+def _legend(ax: plt.Axes) -> None:
+    """A legend only when something was drawn (an empty one is a matplotlib warning)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
 def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -45,7 +51,7 @@ def sweep(summary: pd.DataFrame, out: Path) -> list[Path]:
     )
     ax3.set(xlabel="concurrent streams", ylabel="output tokens/s", title="Aggregate vs per-stream")
     for ax in (ax1, ax2, ax3):
-        ax.legend(fontsize=8)
+        _legend(ax)
         ax.grid(alpha=0.3)
     return [_save(fig, out / "sweep.png"), _save(fig2, out / "throughput.png")]
 
@@ -67,7 +73,7 @@ def ttft_cdf(rows: pd.DataFrame, out: Path) -> Path:
             )
     ax.set(xlabel="TTFT (ms)", ylabel="fraction of requests", title="TTFT CDF")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return _save(fig, out / "ttft_cdf.png")
 
 
@@ -88,7 +94,7 @@ def decomposition(decomp: pd.DataFrame, out: Path) -> Path:
         ax.bar(labels, values, bottom=bottom, label=part.removesuffix("_ms"))
         bottom += np.nan_to_num(values)
     ax.set(ylabel="ms (medians)", title="Where the TTFT goes")
-    ax.legend(fontsize=8)
+    _legend(ax)
     ax.tick_params(axis="x", rotation=30)
     return _save(fig, out / "ttft_decomposition.png")
 
@@ -100,7 +106,7 @@ def timeline(rows: pd.DataFrame, health: pd.DataFrame, out: Path) -> Path:
     for target, cell in rows.groupby("target"):
         ax1.scatter(cell["start_unix_ns"] / 1e9 - t0, cell["ttft_s"] * 1000, s=4, label=str(target))
     ax1.set(ylabel="TTFT (ms)", title="Requests over time")
-    ax1.legend(fontsize=8)
+    _legend(ax1)
     if len(health):
         for worker, g in health.groupby(["run", "worker_id"]):
             ax2.plot(g["t_unix_s"] - t0, g["cpu_pct"], lw=1, label=f"CPU % {worker[0]}/{worker[1]}")
@@ -118,7 +124,7 @@ def itl_hist(rows: pd.DataFrame, out: Path) -> Path:
         if gaps:
             ax.hist(gaps, bins=60, histtype="step", label=str(target))
     ax.set(xlabel="gap between chunks (ms)", ylabel="count", yscale="log", title="Inter-chunk gaps")
-    ax.legend(fontsize=8)
+    _legend(ax)
     return _save(fig, out / "itl_hist.png")
 
 

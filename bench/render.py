@@ -60,7 +60,8 @@ def verdict_lines(report: Report) -> list[str]:
     lines = []
     for c in report.checks:
         numbers = (
-            f"worker CPU max {_fmt(c.cpu_pct_max)} %, hub lag p99 {_fmt(c.hub_lag_p99_ms)} ms, "
+            f"worker CPU max {_fmt(c.cpu_pct_max)} %, hub lag p50/p99 "
+            f"{_fmt(c.hub_lag_p50_ms)}/{_fmt(c.hub_lag_p99_ms)} ms, "
             f"send lag p99 {_fmt(c.send_lag_p99_ms)} ms, "
             f"streams {_fmt(c.achieved_streams)}/{c.streams}"
         )

@@ -34,7 +34,9 @@ def test_interval_with_a_missing_stamp_is_none() -> None:
     [(100, 100, False), (95, 100, False), (94, 100, True), (3, None, False)],
     ids=["equal", "at-5pct", "over-5pct", "no-server-count"],
 )
-def test_token_mismatch_flags_more_than_five_percent(chunks: int, srv: int | None, flag: bool) -> None:
+def test_token_mismatch_flags_more_than_five_percent(
+    chunks: int, srv: int | None, flag: bool
+) -> None:
     assert measure.tokens_mismatch(chunks, srv) is flag
 
 

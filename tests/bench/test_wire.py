@@ -53,7 +53,9 @@ def test_malformed_lines_raise_wire_error(line: bytes) -> None:
 
 
 def test_sse_content_delta_and_done_marker() -> None:
-    chunk = decode_sse(b'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}\n')
+    chunk = decode_sse(
+        b'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}\n'
+    )
     assert chunk is not None and chunk.content == "Hi"
     done = decode_sse(b"data: [DONE]\n")
     assert done is not None and done.done
@@ -64,7 +66,9 @@ def test_sse_usage_chunk_gives_server_token_count() -> None:
     assert chunk is not None and chunk.stats is not None and chunk.stats.eval_count == 2
 
 
-@pytest.mark.parametrize("line", [b"\n", b": keep-alive\n", b"event: x\n"], ids=["blank", "comment", "event"])
+@pytest.mark.parametrize(
+    "line", [b"\n", b": keep-alive\n", b"event: x\n"], ids=["blank", "comment", "event"]
+)
 def test_sse_lines_without_data_are_skipped(line: bytes) -> None:
     assert decode_sse(line) is None
 

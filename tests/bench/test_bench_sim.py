@@ -1,0 +1,120 @@
+"""Short real runs of the whole harness (locust subprocesses) against the Ollama simulator.
+
+Truthfulness: with the simulator at fixed timing (load 0, fixed prefill and decode, no jitter,
+a slot per stream), what the report says must match what the simulator did.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.config import BenchConfig
+from bench.report import Report
+from bench.run import run_bench
+from farm.proxy.testing import ProxyServer
+from farm.sim.testing import SimServer
+
+DECODE_MS = 20.0
+PREFILL_MS_PER_TOKEN = 0.5
+FIXED = {
+    "load_ms": 0,
+    "prefill_ms_per_token": PREFILL_MS_PER_TOKEN,
+    "decode_ms": DECODE_MS,
+    "batch_slowdown": 0,
+    "jitter": 0,
+}
+
+
+def bench(url: str, out: Path, **changes: object) -> Report:
+    base = BenchConfig(
+        targets=("direct",),
+        direct_url=url,
+        model="gemma3:4b",
+        prompts="short",
+        max_tokens=24,
+        progress=False,
+        out=out,
+    )
+    if "requests" in changes:
+        changes.setdefault("duration_s", None)
+    return run_bench(base.replace(**changes))
+
+
+def test_nine_streams_report_the_simulators_ttft_and_token_rate(tmp_path: Path) -> None:
+    with SimServer(num_parallel=9, **FIXED) as sim:
+        report = bench(sim.url, tmp_path / "r", streams=(9,), duration_s=7.0)
+    row = report.summary.iloc[0]
+    assert row["errors"] == 0 and row["ok"] >= 30
+    assert row["achieved_streams"] == pytest.approx(9, abs=0.3)
+    assert row["token_mismatch"] == 0
+    # Truth is what the simulator did, from the durations it reported per request: its TTFT is
+    # load + slot wait + prefill + first decode step; its rate is eval_count / eval_duration.
+    ttft_error_ms = abs(row["ttft_ms_p50"] - row["srv_ttft_ms_p50"])
+    rate_error = abs(row["stream_tok_s_p50"] / row["srv_decode_tok_s_p50"] - 1)
+    assert rate_error <= 0.02
+    (check,) = report.checks
+    if not check.client_bound:
+        assert ttft_error_ms <= 2.0
+    else:
+        # A starved load generator (e.g. a busy shared CI box) must say so, in bold, instead.
+        md = (tmp_path / "r" / "report.md").read_text()
+        assert "**direct×9: the load generator is the bottleneck" in md
+        assert ttft_error_ms <= 25.0
+    rows = pd.read_parquet(tmp_path / "r" / "rows.parquet")
+    assert set(rows["status"]) <= {"ok", "incomplete"}
+
+
+def test_busy_backend_and_failing_streams_become_error_rows(tmp_path: Path) -> None:
+    # keep-alive 0 unloads the model after each request, so requests queue behind a reload in the
+    # scheduler, where a queue of one turns the rest away with 503 (Ollama's only 503 path).
+    # Every admitted stream then fails after 3 tokens with an in-band error line.
+    flags = {**FIXED, "load_ms": 150, "keep_alive": "0", "max_queue": 1, "fail_after_tokens": 3}
+    with SimServer(num_parallel=1, **flags) as sim:
+        report = bench(sim.url, tmp_path / "r", streams=(4,), requests=16, warmup=0)
+    errors = report.errors.set_index("status")
+    assert errors.loc["http_error", "count"] > 0
+    assert "503" in errors.loc["http_error", "first_error"]
+    assert errors.loc["stream_error", "count"] > 0
+    rows = pd.read_parquet(tmp_path / "r" / "rows.parquet")
+    failed = rows[rows["status"] == "stream_error"]
+    assert (failed["n_chunks"] == 3).all()  # tokens received before the failure are kept
+    assert (tmp_path / "r" / "report.html").exists()
+    assert report.summary.iloc[0]["ok"] == 0
+
+
+def test_two_workers_each_contribute_rows(tmp_path: Path) -> None:
+    with SimServer(num_parallel=4, **FIXED) as sim:
+        report = bench(sim.url, tmp_path / "r", streams=(4,), requests=16, workers=2, warmup=0)
+    rows = pd.read_parquet(tmp_path / "r" / "rows.parquet")
+    done = rows[rows["status"] == "ok"]
+    assert set(done["worker_id"]) == {"w0", "w1"}
+    assert len(done) >= 16
+    assert report.summary.iloc[0]["errors"] == 0
+
+
+def test_all_targets_run_the_same_prompts_side_by_side(tmp_path: Path) -> None:
+    with SimServer(num_parallel=4, **FIXED) as sim, ProxyServer([sim.url]) as proxy:
+        report = bench(
+            sim.url,
+            tmp_path / "r",
+            targets=("direct", "proxy", "nkn"),
+            proxy_url=proxy.url,
+            nkn_loopback=True,
+            streams=(2,),
+            requests=6,
+            warmup=0,
+            model=None,
+        )
+    summary = report.summary.set_index("target")
+    assert list(summary.index) == ["direct", "nkn", "proxy"]
+    assert (summary["ok"] >= 6).all() and (summary["errors"] == 0).all()
+    rows = pd.read_parquet(tmp_path / "r" / "rows.parquet")
+    prompts = rows.groupby("target")["prompt_id"].apply(lambda s: set(s))
+    assert prompts["direct"] & prompts["proxy"] & prompts["nkn"]
+    nkn = rows[rows["target"] == "nkn"]
+    assert (nkn["nkn_frames"] > 0).all() and (nkn["nkn_dm_bytes"] > 0).all()
+    # The relay batches lines for up to 80 ms: NKN's TTFT carries that, the others don't.
+    assert summary.loc["nkn", "ttft_ms_p50"] > summary.loc["direct", "ttft_ms_p50"]
