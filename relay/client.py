@@ -155,7 +155,11 @@ class RelayClient:
         return frame
 
     async def request(self, timeout_s: float | None = None, **req: Any) -> Response:
-        """One non-streamed call (`req` as `HttpSpec` fields); the relay's `relay.response`."""
+        """One non-streamed call (`req` as `HttpSpec` fields); the relay's `relay.response`.
+
+        Raises `RemoteError` when the relay reports an error (refused, busy, timeout, upstream
+        unreachable); an upstream answer with any HTTP status is returned.
+        """
         total = self.timeout_s if timeout_s is None else timeout_s
         spec = _spec(req, stream=False, timeout_s=total)
         request = HttpRequest(_new_id(), spec)
@@ -168,6 +172,9 @@ class RelayClient:
                 raise
         if not isinstance(frame, Response):
             raise RemoteError(f"unexpected {type(frame).__name__}")
+        if frame.error is not None:
+            # The relay failed or refused; an upstream HTTP error status is returned as is.
+            raise RemoteError(frame.error, frame.status)
         return frame
 
     def stream(self, timeout_s: float | None = None, **req: Any) -> RelayStream:
