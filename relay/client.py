@@ -230,6 +230,7 @@ class RelayStream:
         self.result = StreamResult(request.id)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._finished = False
+        self._held: dict[int, tuple[LineEntry, float]] = {}
 
     async def __aenter__(self) -> RelayStream:
         self._client._waiters[self.request.id] = self._queue
@@ -255,7 +256,7 @@ class RelayStream:
         return [line async for line in self]
 
     async def _lines(self) -> AsyncIterator[StreamLine]:
-        held: dict[int, tuple[LineEntry, float]] = {}
+        held = self._held
         next_seq = 1
         deadline = self.result.sent_s + self._timeout_s
         end: ResponseEnd | None = None
@@ -294,8 +295,8 @@ class RelayStream:
         except TimeoutError:
             if end is not None:
                 self._finished = True
-                have = self.result.lines
-                missing = tuple(range(have + 1, end.last_seq + 1))
+                first = self.result.lines + 1
+                missing = tuple(s for s in range(first, end.last_seq + 1) if s not in self._held)
                 raise StreamGapError(missing, end.last_seq) from None
             raise ClientTimeout("the relay went silent or the total timeout passed") from None
         lines = len(frame.lines) if isinstance(frame, ResponseLines) else 0
