@@ -67,7 +67,15 @@ def test_utf8_prefix_never_splits_a_character() -> None:
 
 def _batcher(**kw: object) -> Batcher:
     options = {"max_lines": 24, "max_delay_s": 0.08, "max_dm_b": 3_500_000} | kw
+    options.setdefault("first_line_alone", False)
     return Batcher("id", **options)  # type: ignore[arg-type]
+
+
+def test_the_first_line_goes_out_alone_so_batching_adds_nothing_to_ttft() -> None:
+    batcher = _batcher(first_line_alone=True)
+    frames = [f for i in range(30) for f in batcher.add(RawLine(str(i)), ts_ms=0, now=0.0)]
+    assert [[e.seq for e in f.lines][:1] for f in frames] == [[1], [2]]
+    assert [len(f.lines) for f in frames] == [1, 24]
 
 
 def test_flushes_at_24_lines() -> None:
