@@ -155,7 +155,11 @@ class RelayClient:
         return frame
 
     async def request(self, timeout_s: float | None = None, **req: Any) -> Response:
-        """One non-streamed call (`req` as `HttpSpec` fields); the relay's `relay.response`."""
+        """One non-streamed call (`req` as `HttpSpec` fields); the relay's `relay.response`.
+
+        Raises `RemoteError` when the relay reports an error (refused, busy, timeout, upstream
+        unreachable); an upstream answer with any HTTP status is returned.
+        """
         total = self.timeout_s if timeout_s is None else timeout_s
         spec = _spec(req, stream=False, timeout_s=total)
         request = HttpRequest(_new_id(), spec)
@@ -168,6 +172,9 @@ class RelayClient:
                 raise
         if not isinstance(frame, Response):
             raise RemoteError(f"unexpected {type(frame).__name__}")
+        if frame.error is not None:
+            # The relay failed or refused; an upstream HTTP error status is returned as is.
+            raise RemoteError(frame.error, frame.status)
         return frame
 
     def stream(self, timeout_s: float | None = None, **req: Any) -> RelayStream:
@@ -223,6 +230,7 @@ class RelayStream:
         self.result = StreamResult(request.id)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._finished = False
+        self._held: dict[int, tuple[LineEntry, float]] = {}
 
     async def __aenter__(self) -> RelayStream:
         self._client._waiters[self.request.id] = self._queue
@@ -248,7 +256,7 @@ class RelayStream:
         return [line async for line in self]
 
     async def _lines(self) -> AsyncIterator[StreamLine]:
-        held: dict[int, tuple[LineEntry, float]] = {}
+        held = self._held
         next_seq = 1
         deadline = self.result.sent_s + self._timeout_s
         end: ResponseEnd | None = None
@@ -287,8 +295,8 @@ class RelayStream:
         except TimeoutError:
             if end is not None:
                 self._finished = True
-                have = self.result.lines
-                missing = tuple(range(have + 1, end.last_seq + 1))
+                first = self.result.lines + 1
+                missing = tuple(s for s in range(first, end.last_seq + 1) if s not in self._held)
                 raise StreamGapError(missing, end.last_seq) from None
             raise ClientTimeout("the relay went silent or the total timeout passed") from None
         lines = len(frame.lines) if isinstance(frame, ResponseLines) else 0
@@ -327,3 +335,66 @@ def _spec(req: Mapping[str, Any], *, stream: bool, timeout_s: float) -> HttpSpec
     fields.setdefault("method", "POST" if "json" in fields or "body_b64" in fields else "GET")
     fields.setdefault("timeout_ms", min(MAX_TIMEOUT_MS, max(1, int(timeout_s * 1000))))
     return HttpSpec(stream=stream, **fields)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m relay.client --to ADDR --model M --prompt P`: stream an answer through a relay."""
+    import argparse
+    import json
+    import os
+    import sys
+
+    from relay.bridge import BridgeConfig, BridgeError, NknTransport, rpc_addrs_from_seed_ws
+
+    parser = argparse.ArgumentParser(prog="python -m relay.client", description=main.__doc__)
+    parser.add_argument("--to", required=True, help="the relay's NKN address")
+    parser.add_argument("--model", required=True, help="model name, e.g. gemma3:4b")
+    parser.add_argument("--prompt", required=True, help="the prompt to send")
+    parser.add_argument("--service", default="ollama", help="relay service (default ollama)")
+    parser.add_argument("--rpc", default="", help="NKN seed RPC URL(s), CSV (e.g. a local node)")
+    parser.add_argument("--seed-hex", default="", help="own NKN seed (default: a fresh one)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="total timeout, seconds")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        bridge = BridgeConfig(
+            seed_hex=args.seed_hex or os.urandom(32).hex(),
+            rpc_server_addrs=rpc_addrs_from_seed_ws(args.rpc, "--rpc"),
+        )
+    except BridgeError as exc:
+        print(f"relay.client: {exc}", file=sys.stderr)
+        return 2
+    body = {"model": args.model, "prompt": args.prompt, "stream": True}
+
+    async def run() -> StreamResult:
+        transport = NknTransport(bridge)
+        await transport.start()
+        try:
+            async with RelayClient(transport, args.to, timeout_s=args.timeout) as client:
+                stream = client.stream(service=args.service, path="/api/generate", json=body)
+                async with stream:
+                    async for line in stream:
+                        chunk = json.loads(line.line)
+                        print(chunk.get("response", ""), end="", flush=True)
+                return stream.result
+        finally:
+            await transport.close()
+
+    try:
+        result = asyncio.run(run())
+    except (BridgeError, RemoteError, ClientTimeout, StreamGapError) as exc:
+        print(f"\nrelay.client: {exc}", file=sys.stderr)
+        return 1
+    first = result.first_line_s
+    end = result.end
+    print()
+    print(
+        f"[{result.lines} lines in {len(result.frames)} DMs, first line after "
+        f"{(first or 0) * 1000:.0f} ms, relay t_ms={end.t_ms if end else '?'}]",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
