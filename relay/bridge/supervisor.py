@@ -73,6 +73,7 @@ class NknTransport:
         self._settled = asyncio.Event()  # the first start succeeded or failed
         self._drained = asyncio.Event()
         self._start_error: BaseException | None = None
+        self._last_failure: str | None = None
         self._proc: BridgeProcess | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -101,6 +102,8 @@ class NknTransport:
         await self._settled.wait()
         if self._start_error is not None:
             await self._task
+            self._closing = True
+            self._incoming.put_nowait(None)
             raise self._start_error
         log.info("NKN ready: %s (%.0f ms)", self.address, (self.connect_s or 0) * 1000)
         return self.address
@@ -182,9 +185,10 @@ class NknTransport:
             if not self._settled.is_set() and attempt + 1 >= max(
                 1, len(self._config.rpc_server_addrs)
             ):
+                reason = self._last_failure or proc.stderr_tail() or "no output"
                 self._start_error = BridgeStartError(
                     f"NKN bridge did not connect via {rpc or 'the default seed'}"
-                    f" (exit {proc.returncode}): {proc.stderr_tail() or 'no output'}"
+                    f" (exit {proc.returncode}): {reason}"
                 )
                 self._settled.set()
                 return
@@ -217,8 +221,7 @@ class NknTransport:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            proc.kill()
-            self.bridge_exit_code = await proc.wait()
+            self.bridge_exit_code = await proc.reap(self._config.close_timeout_s)
         return ready.is_set()
 
     async def _ready_watchdog(self, proc: BridgeProcess, ready: asyncio.Event) -> None:
@@ -244,6 +247,8 @@ class NknTransport:
             case Ready(addr, connect_ms):
                 self._on_ready(addr, connect_ms, ready)
             case BridgeFailure(error, fatal):
+                if fatal:
+                    self._last_failure = error
                 log.log(logging.ERROR if fatal else logging.WARNING, "NKN bridge: %s", error)
 
     def _on_ready(self, addr: str, connect_ms: int, ready: asyncio.Event) -> None:

@@ -236,9 +236,23 @@ async def _text(
     return None
 
 
+# Browser pages (the demo site) call the seed RPC cross-origin, as they do with real NKN nodes,
+# so answer CORS preflights and allow any origin: the node holds no secrets.
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "600",
+}
+
+
 async def _dispatch(request: web.Request) -> web.StreamResponse:
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers=_CORS)
     if request.method == "POST":
-        return await _rpc(request)
+        response = await _rpc(request)
+        response.headers.update(_CORS)
+        return response
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return await _websocket(request)
     if request.path == "/_localnode/state":

@@ -149,8 +149,9 @@ async def test_start_without_a_reachable_node_fails_clearly() -> None:
         dead_url = node.rpc_url
     config = BridgeConfig(seed_hex=os.urandom(32).hex(), rpc_server_addrs=(dead_url,))
     transport = NknTransport(config)
-    with pytest.raises(BridgeStartError, match="did not connect"):
+    with pytest.raises(BridgeStartError, match="did not connect via http://127.0.0.1"):
         await transport.start()
+    assert [m async for m in transport.incoming()] == []
 
 
 async def test_missing_node_modules_names_the_install_command(tmp_path: Path) -> None:

@@ -174,3 +174,18 @@ async def test_garbage_frames_are_dropped_without_harm(local_node: LocalNode) ->
     assert error["Error"] != 0
     assert got.payload == b"still works"
     assert local_node.state()["dropped"] == before + 1
+
+
+def test_browser_pages_may_call_the_rpc_cross_origin(local_node: LocalNode) -> None:
+    origin = {"Origin": "https://127.0.0.1:8443"}
+    preflight = httpx.options(
+        local_node.url,
+        headers={**origin, "Access-Control-Request-Method": "POST"},
+        timeout=5,
+    )
+    call = httpx.post(local_node.url, json={"method": "getwssaddr"}, headers=origin, timeout=5)
+    assert preflight.status_code == 204
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert preflight.headers["access-control-allow-headers"] == "Content-Type"
+    assert call.headers["access-control-allow-origin"] == "*"
+    assert "addr" in call.json()["result"]
