@@ -57,12 +57,12 @@ def run(argv: list[str]) -> int:
     return _logs(state_dir, rest)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point: configure logging, run, turn farm errors into one line and an exit code."""
     logging.basicConfig(level=logging.INFO, format="farm: %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        return run(sys.argv[1:])
+        return run(sys.argv[1:] if argv is None else argv)
     except ConfigError as exc:
         print(f"farm: error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -120,17 +121,34 @@ def find(pid: int | None, create_time: float | None) -> psutil.Process | None:
         return None
 
 
-def stop_recorded(pid: int | None, create_time: float | None) -> bool:
-    """Stop a process found through the state file; True if one was running."""
+def wait_gone(proc: psutil.Process, timeout_s: float) -> bool:
+    """Wait until `proc` has exited. It need not be our child, and its parent may not have
+    reaped it yet: a zombie counts as gone (psutil's wait would block on it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def stop_recorded(pid: int | None, create_time: float | None, group: bool = True) -> bool:
+    """Stop a process found through the state file (its whole group for our session-leader
+    children); True if one was running."""
     proc = find(pid, create_time)
     if proc is None:
         return False
-    stop_group(proc.pid)
-    try:
-        proc.wait(timeout=STOP_GRACE_S)
-    except psutil.TimeoutExpired:
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=STOP_GRACE_S)
-    except psutil.Error:
-        pass
+    if group:
+        _signal_group(proc.pid, signal.SIGTERM)
+    else:
+        proc.terminate()
+    if not wait_gone(proc, STOP_GRACE_S * 3):
+        if group:
+            _signal_group(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        wait_gone(proc, STOP_GRACE_S)
     return True

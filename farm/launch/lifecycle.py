@@ -19,8 +19,6 @@ from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 
-import psutil
-
 from farm.config import FarmConfig
 from farm.errors import BackendError, FarmError, ProxyError
 from farm.launch import children, container, state
@@ -198,15 +196,11 @@ def down(state_dir: Path) -> list[str]:
     if record is None:
         return []
     stopped: list[str] = []
-    if record.launcher_pid != os.getpid():
-        launcher = children.find(record.launcher_pid, record.launcher_create_time)
-        if launcher is not None:
-            launcher.terminate()
-            try:
-                launcher.wait(timeout=60)
-            except psutil.TimeoutExpired:
-                launcher.kill()
-            stopped.append(f"launcher (pid {record.launcher_pid})")
+    # A foreground launcher shuts its own children down on SIGTERM; anything left is ours.
+    if record.launcher_pid != os.getpid() and children.stop_recorded(
+        record.launcher_pid, record.launcher_create_time, group=False
+    ):
+        stopped.append(f"launcher (pid {record.launcher_pid})")
     if children.stop_recorded(record.proxy_pid, record.proxy_create_time):
         stopped.append(f"proxy (pid {record.proxy_pid})")
     for b in reversed(record.backends):

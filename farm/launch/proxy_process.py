@@ -33,9 +33,12 @@ def proxy_argv(config: FarmConfig, backend_urls: Sequence[str]) -> list[str]:
         str(config.num_parallel),
         "--pin-num-ctx",
         str(config.ctx),
-        "--pin-num-gpu",
-        str(config.pin_num_gpu),
     ]
+    # num_gpu -1 is Ollama's own default ("as many layers as fit") and the one value whose
+    # change never forces a reload (§6.1), so omitting it is the same pin; the proxy's flag
+    # accepts only layer counts >= 0.
+    if config.pin_num_gpu >= 0:
+        argv += ["--pin-num-gpu", str(config.pin_num_gpu)]
     return argv
 
 
