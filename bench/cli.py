@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.config import BenchConfig, parse_duration_s, parse_streams, parse_targets
+from bench.demo import DemoPlan, run_demo, shield_sigterm
 from bench.errors import BenchError
 from bench.render import SUMMARY_COLUMNS, md_table, verdict_lines
 from bench.report import Report, compare_reports, write_report
@@ -129,6 +130,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         if args_list[:1] == ["report"]:
             return _report_command(args_list[1:])
+        if args_list[:1] == ["demo"]:
+            return _demo_command(args_list[1:])
         args = build_parser().parse_args(args_list)
         config = config_from_args(args, os.environ if environ is None else environ)
         print_report(run_bench(config, _progress if config.progress and not config.web else None))
@@ -156,4 +159,28 @@ def _report_command(argv: list[str]) -> int:
             or Path("results") / ("compare-" + "-vs-".join(d.name for d in args.dirs))[:120]
         )
         print_report(compare_reports(args.dirs, out))
+    return 0
+
+
+def _demo_command(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench demo", description="Farm + relay + bench, then down."
+    )
+    p.add_argument("--mode", default="sim", choices=["sim", "docker", "local"], help="farm backend")
+    p.add_argument("--model", default="gemma3:4b", help="model to serve")
+    p.add_argument("--streams", type=int, default=9, help="concurrent streams per path")
+    p.add_argument("--duration", default="15s", help="measuring time per path")
+    p.add_argument("--out", type=Path, help="result folder")
+    args = p.parse_args(argv)
+    plan = DemoPlan(
+        mode=args.mode,
+        model=args.model,
+        streams=args.streams,
+        duration_s=parse_duration_s(args.duration),
+        out=args.out,
+    )
+    shield_sigterm()
+    if args.mode == "sim":
+        print("demo: the farm runs on the Ollama simulator — synthetic numbers, no model runs")
+    print_report(run_demo(plan, _progress))
     return 0

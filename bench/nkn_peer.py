@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -171,10 +172,12 @@ async def _loopback(stack: contextlib.AsyncExitStack, url: str) -> tuple[Transpo
 
 
 def _nkn_transport(rpc_url: str | None) -> Transport:
-    """The real NKN transport through the Node bridge (relay.bridge)."""
-    from relay.bridge import NknTransport  # the Node bridge is needed only for real NKN
+    """The real NKN transport (relay.bridge) with a fresh throwaway identity for this peer;
+    `rpc_url` points the SDK at a seed RPC, e.g. the local test node."""
+    from relay.bridge import BridgeConfig, NknTransport, rpc_addrs_from_seed_ws
 
-    return NknTransport.for_peer(rpc_server_addr=rpc_url)  # type: ignore[attr-defined,no-any-return]
+    rpc = rpc_addrs_from_seed_ws(rpc_url, "--nkn-rpc-url") if rpc_url else ()
+    return NknTransport(BridgeConfig(seed_hex=os.urandom(32).hex(), rpc_server_addrs=rpc))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from subprocess import PIPE
 from typing import Any
 
 import gevent
+import gevent.lock
 import gevent.queue
 import gevent.subprocess
 from gevent import GreenletExit
@@ -284,18 +285,31 @@ class NknStreamUser(BenchUser):
     def peer(self) -> NknPeer:
         """This process's NKN peer (started by the first NKN user)."""
         env = self.environment
-        if getattr(env, "bench_nkn_peer", None) is None:
-            cfg = self.runtime.spec.config
-            if cfg.nkn_loopback:
-                args = ["--loopback", cfg.proxy_url]
-            elif cfg.relay_address:
-                args = ["--relay-address", cfg.relay_address]
-                args += ["--rpc-url", cfg.nkn_rpc_url] if cfg.nkn_rpc_url else []
-            else:
-                raise RunError("--target nkn needs --relay-address (or --nkn-loopback)")
-            env.bench_nkn_peer = NknPeer(args)
+        # Every NKN user of this process shares one peer; the first one starts it while the
+        # others wait on this lock (setdefault does not yield, so only one lock is ever made).
+        lock = env.__dict__.setdefault("bench_nkn_lock", gevent.lock.BoundedSemaphore())
+        with lock:
+            if getattr(env, "bench_nkn_peer", None) is None:
+                env.bench_nkn_peer = NknPeer(self._peer_args())
         peer: NknPeer = env.bench_nkn_peer
         return peer
+
+    def on_start(self) -> None:
+        """Start (or share) the peer before the first request, so its start-up of NKN is
+        never inside a measured request."""
+        try:
+            self.peer()
+        except RunError as exc:
+            log.warning("NKN peer failed to start: %s", exc)
+
+    def _peer_args(self) -> list[str]:
+        cfg = self.runtime.spec.config
+        if cfg.nkn_loopback:
+            return ["--loopback", cfg.proxy_url]
+        if not cfg.relay_address:
+            raise RunError("--target nkn needs --relay-address (or --nkn-loopback)")
+        rpc = ["--rpc-url", cfg.nkn_rpc_url] if cfg.nkn_rpc_url else []
+        return ["--relay-address", cfg.relay_address, *rpc]
 
     def run_one(self) -> None:
         """Send one request through the relay and record it."""
@@ -303,18 +317,19 @@ class NknStreamUser(BenchUser):
         if taken is None:
             return
         prompt, payload = taken
-        t_intended = self.intended_ns()
-        obs = StreamObserver(
-            self.labels(prompt), t_intended, time.perf_counter_ns(), time.time_ns()
-        )
         try:
             peer = self.peer()
         except RunError as exc:
             # Recorded like any failed request; the pause keeps a dead peer from spinning.
-            row = obs.finish(time.perf_counter_ns(), Status.CONNECT_ERROR, str(exc))
-            self.emit(row, "nkn " + payload.path)
+            now = time.perf_counter_ns()
+            obs = StreamObserver(self.labels(prompt), now, now, time.time_ns())
+            self.emit(obs.finish(now, Status.CONNECT_ERROR, str(exc)), "nkn " + payload.path)
             gevent.sleep(1.0)
             return
+        t_intended = self.intended_ns()
+        obs = StreamObserver(
+            self.labels(prompt), t_intended, time.perf_counter_ns(), time.time_ns()
+        )
         rid, queue = peer.open(payload, self.runtime.spec.config.request_timeout_s)
         self.runtime.in_flight += 1
         finished = False
@@ -334,11 +349,17 @@ class NknStreamUser(BenchUser):
         if obs.http_status is None and end.get("status"):
             obs.on_headers(int(end["t_ns"]), int(end["status"]))
         status, error = obs.end_status()
-        if end.get("error") and status == Status.OK:
-            failed_early = obs.http_status is None and not obs.arrivals_ns
-            status = Status.CONNECT_ERROR if failed_early else Status.CUT
-            status = Status.TIMEOUT if end.get("timeout") else status
-            error = str(end["error"])
+        relay_error = end.get("error")
+        if relay_error:
+            # The relay's own word wins: a refusal before any line (busy, forbidden, an
+            # upstream error status) is like a gateway's 5xx; after lines it is a cut stream.
+            error = str(relay_error)
+            if end.get("timeout"):
+                status = Status.TIMEOUT
+            elif not obs.arrivals_ns:
+                status = Status.HTTP_ERROR
+            elif status == Status.OK or status == Status.CUT:
+                status = Status.CUT
         nkn = NknCounters(
             frames=int(end.get("frames") or 0),
             dm_bytes=int(end.get("dm_bytes") or 0),
