@@ -92,3 +92,75 @@ def nkn_local(
 def relay(c: Context, env_file: str = ".env", debug: bool = False) -> None:
     """Run the NKN relay in front of the farm proxy (prints `NKN ready: <address>`)."""
     _python(c, "relay", _flag("env-file", env_file) + _flag("debug", debug))
+
+
+@task(
+    help={
+        "streams": "concurrent streams (closed loop, default 1)",
+        "target": "proxy|direct|nkn|all (default proxy; all = one after another, same prompts)",
+        "url": "URL of the target (default: proxy http://127.0.0.1:8080)",
+        "relay_address": "the relay's NKN address (--target nkn/all)",
+        "model": "model (default: the farm's, from /_health)",
+        "duration": "run length per run, e.g. 60s (default 30s)",
+        "requests": "stop after N requests per run instead of a duration",
+        "sweep": "comma list of stream counts, e.g. 1,2,4,9,16",
+        "workers": "locust worker processes (distributed mode; default 0 = one process)",
+        "rate": "open-loop Poisson arrivals per second (the streams cap concurrency)",
+        "out": "result folder (default results/<ts>-<target>-<streams>)",
+        "web": "locust's web UI instead of headless",
+        "extra": "further `python -m bench` flags, quoted (see `python -m bench --help`)",
+    }
+)
+def bench(
+    c: Context,
+    streams: int | None = None,
+    target: str | None = None,
+    url: str | None = None,
+    relay_address: str | None = None,
+    model: str | None = None,
+    duration: str | None = None,
+    requests: int | None = None,
+    sweep: str | None = None,
+    workers: int | None = None,
+    rate: float | None = None,
+    out: str | None = None,
+    web: bool = False,
+    extra: str = "",
+) -> None:
+    """Benchmark the farm with parallel streams (locust) and write a report."""
+    args = _flag("streams", streams) + _flag("target", target) + _flag("url", url)
+    args += _flag("relay-address", relay_address) + _flag("model", model)
+    args += _flag("duration", duration) + _flag("requests", requests) + _flag("sweep", sweep)
+    args += _flag("workers", workers) + _flag("rate", rate) + _flag("out", out)
+    _python(c, "bench", args + _flag("web", web) + extra.split())
+
+
+@task(
+    help={
+        "dirs": "one result folder to re-render, or several (quoted, space-separated) to compare",
+        "out": "where a comparison goes (default results/compare-…)",
+    }
+)
+def report(c: Context, dirs: str, out: str | None = None) -> None:
+    """Re-render a benchmark report, or compare several runs side by side."""
+    _python(c, "bench", ["report", *dirs.split(), *_flag("out", out)])
+
+
+@task(
+    help={
+        "mode": "farm backend: sim (default, synthetic), docker or local (a real Ollama)",
+        "model": "model to serve (default gemma3:4b)",
+        "streams": "concurrent streams per path (default 9)",
+        "duration": "measuring time per path (default 15s)",
+    }
+)
+def demo(
+    c: Context,
+    mode: str = "sim",
+    model: str | None = None,
+    streams: int | None = None,
+    duration: str | None = None,
+) -> None:
+    """Farm + local NKN relay + benchmark of every path, then tear down (first thing to run)."""
+    args = _flag("mode", mode) + _flag("model", model) + _flag("streams", streams)
+    _python(c, "bench", ["demo", *args, *_flag("duration", duration)])
