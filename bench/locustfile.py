@@ -45,7 +45,7 @@ class NknStream(NknStreamUser):
         self.run_one()
 
 
-@events.init_command_line_parser.add_listener
+@events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
 def _add_options(parser: Any) -> None:
     parser.add_argument("--bench-spec", default="", help="run spec JSON written by bench.run")
     parser.add_argument("--bench-worker", type=int, default=0, help="this process's number")
@@ -53,7 +53,7 @@ def _add_options(parser: Any) -> None:
     parser.add_argument("--bench-rate-share", type=float, default=1.0, help="share of --rate")
 
 
-@events.init.add_listener
+@events.init.add_listener  # type: ignore[untyped-decorator]
 def _on_init(environment: Any, **_kw: Any) -> None:
     while _HERE in sys.path:
         sys.path.remove(_HERE)

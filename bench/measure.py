@@ -138,13 +138,13 @@ def steady_window(
     return (lo, max(lo, hi))
 
 
-def count_in_window(times_s: Sequence[float], lo: float, hi: float) -> int:
+def count_in_window(times_s: Sequence[float] | np.ndarray, lo: float, hi: float) -> int:
     """How many event times fall in [lo, hi] (tokens counted by arrival, not by request)."""
     arr = np.asarray(times_s, dtype=float)
     return int(((arr >= lo) & (arr <= hi)).sum())
 
 
-def peak_per_s(times_s: Sequence[float], lo: float, hi: float) -> float:
+def peak_per_s(times_s: Sequence[float] | np.ndarray, lo: float, hi: float) -> float:
     """The largest count in any whole 1-second bucket of [lo, hi] (0 when the window is < 1 s)."""
     buckets = int(math.floor(hi - lo))
     if buckets < 1:

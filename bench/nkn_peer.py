@@ -99,6 +99,15 @@ def _ns(perf_s: float) -> int:
     return int(perf_s * 1e9)
 
 
+def _forget(tasks: dict[str, asyncio.Task[None]], rid: str) -> Callable[[object], None]:
+    """A done-callback that drops a finished stream's task from the table."""
+
+    def forget(_task: object) -> None:
+        tasks.pop(rid, None)
+
+    return forget
+
+
 async def serve(client: RelayClient, emit: Emit) -> None:
     """Read ops from stdin until EOF; one task per stream, cancelled on request or at exit."""
     loop = asyncio.get_running_loop()
@@ -115,7 +124,7 @@ async def serve(client: RelayClient, emit: Emit) -> None:
             if op.get("op") == "stream":
                 task = asyncio.create_task(run_stream(client, op, emit))
                 tasks[str(op["id"])] = task
-                task.add_done_callback(lambda _t, rid=str(op["id"]): tasks.pop(rid, None))
+                task.add_done_callback(_forget(tasks, str(op["id"])))
             elif op.get("op") == "cancel" and str(op.get("id")) in tasks:
                 tasks[str(op["id"])].cancel()
     finally:

@@ -11,17 +11,19 @@ matplotlib.use("Agg")  # no display: figures are only written to files
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from bench.record import Status  # noqa: E402
 
 
-def _legend(ax: plt.Axes) -> None:
+def _legend(ax: Axes) -> None:
     """A legend only when something was drawn (an empty one is a matplotlib warning)."""
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

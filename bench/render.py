@@ -124,9 +124,10 @@ def _html_table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
     cols = [c for c in (columns or list(frame.columns)) if c in frame.columns]
     if frame.empty:
         return "<p><em>none</em></p>"
-    return frame[cols].to_html(
+    table: str = frame[cols].to_html(
         index=False, float_format=lambda v: _fmt(float(v)), na_rep="–", border=0
     )
+    return table
 
 
 def _inline_md(text: str) -> str:

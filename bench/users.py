@@ -45,7 +45,7 @@ _ERROR_BODY_MAX_B = 4096
 
 def runtime_of(user: User) -> BenchRuntime:
     """The process's BenchRuntime (hung on the Environment by the locustfile's init hook)."""
-    runtime: BenchRuntime = user.environment.bench_runtime  # type: ignore[attr-defined]
+    runtime: BenchRuntime = user.environment.bench_runtime
     return runtime
 
 
@@ -383,4 +383,5 @@ class NknStreamUser(BenchUser):
                 if line.strip():
                     obs.on_chunk(int(event["t_ns"]), decode_ndjson(line), len(line) + 1)
             elif event["ev"] == "end":
-                return event
+                end: dict[str, Any] = event
+                return end
