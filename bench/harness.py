@@ -37,6 +37,7 @@ class HarnessCheck:
     send_lag_p99_ms: float
     client_bound: bool
     reasons: tuple[str, ...]
+    advice: str
 
 
 def check(
@@ -64,12 +65,18 @@ def check(
     )
     cpu_max = float(cpu.max()) if len(cpu) else float("nan")
     reasons = []
-    if cpu_max > CPU_LIMIT_PCT:
+    busy_worker = cpu_max > CPU_LIMIT_PCT
+    if busy_worker:
         reasons.append(f"a worker used {cpu_max:.0f} % of a core (limit {CPU_LIMIT_PCT:.0f} %)")
     if lag.n and lag.p50 > HUB_LAG_LIMIT_MS:
         reasons.append(f"gevent hub lag p50 {lag.p50:.1f} ms (limit {HUB_LAG_LIMIT_MS:.0f} ms)")
     if check_concurrency and achieved < CONCURRENCY_SHORTFALL * streams:
         reasons.append(f"achieved {achieved:.2f} of {streams} requested concurrent streams")
+    # A lagging hub in a worker that barely uses its CPU was waiting for a core, not working:
+    # more workers would not help, a quieter machine (or pinned cores) would.
+    advice = f"rerun with `--workers {max(2, workers + 1)}`"
+    if reasons and not busy_worker and lag.n and lag.p50 > HUB_LAG_LIMIT_MS:
+        advice = "the machine is busy: give the load generator its own cores or a quieter host"
     return HarnessCheck(
         target=target,
         streams=streams,
@@ -82,4 +89,5 @@ def check(
         send_lag_p99_ms=send_lag_p99_ms,
         client_bound=bool(reasons),
         reasons=tuple(reasons),
+        advice=advice if reasons else "",
     )

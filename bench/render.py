@@ -69,8 +69,7 @@ def verdict_lines(report: Report) -> list[str]:
             why = "; ".join(c.reasons)
             lines.append(
                 f"**{c.target}×{c.streams}: the load generator is the bottleneck ({why}); "
-                "these numbers understate the farm — rerun with "
-                f"`--workers {max(2, c.workers + 1)}`.** ({numbers})"
+                f"these numbers understate the farm — {c.advice}.** ({numbers})"
             )
         else:
             lines.append(f"{c.target}×{c.streams}: harness OK ({numbers})")

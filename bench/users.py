@@ -41,6 +41,7 @@ from bench.wire import Chunk, decode_ndjson, decode_sse
 log = logging.getLogger(__name__)
 # Error bodies are short JSON; cap what is read so a misbehaving server cannot make us buffer.
 _ERROR_BODY_MAX_B = 4096
+_RETRY_PAUSE_S = 0.1
 
 
 def runtime_of(user: User) -> BenchRuntime:
@@ -200,7 +201,6 @@ class HttpStreamUser(BenchUser):
             self.stream_client.stream(obs, payload, time.perf_counter_ns)
             status, error = obs.end_status()
         except GreenletExit:
-            self.runtime.in_flight -= 1
             self.emit(obs.finish(time.perf_counter_ns(), Status.INCOMPLETE), payload.path)
             raise
         except TimeoutError as exc:
@@ -214,8 +214,13 @@ class HttpStreamUser(BenchUser):
             # Before the headers: could not connect or the server hung up; after: a cut stream.
             status = Status.CONNECT_ERROR if obs.http_status is None else Status.CUT
             error = f"{type(exc).__name__}: {exc}"
-        self.runtime.in_flight -= 1
+        finally:
+            self.runtime.in_flight -= 1
         self.emit(obs.finish(time.perf_counter_ns(), status, error), payload.path)
+        if status == Status.CONNECT_ERROR:
+            # A dead or refusing target answers in microseconds: pause so the error rows
+            # don't swamp the run (and the CPU) while it is down.
+            gevent.sleep(_RETRY_PAUSE_S)
 
 
 class NknPeer:

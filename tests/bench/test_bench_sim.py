@@ -6,8 +6,10 @@ a slot per stream), what the report says must match what the simulator did.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -118,3 +120,33 @@ def test_all_targets_run_the_same_prompts_side_by_side(tmp_path: Path) -> None:
     assert (nkn["nkn_frames"] > 0).all() and (nkn["nkn_dm_bytes"] > 0).all()
     # The relay batches lines for up to 80 ms: NKN's TTFT carries that, the others don't.
     assert summary.loc["nkn", "ttft_ms_p50"] > summary.loc["direct", "ttft_ms_p50"]
+
+
+def test_a_dying_backend_shows_cut_streams_and_refused_requests(tmp_path: Path) -> None:
+    # Streams stall after 3 tokens; once they hang there the backend is SIGKILLed under them.
+    with SimServer(num_parallel=4, stall_after_tokens=3, **FIXED) as sim:
+        result: list[Report] = []
+        runner = threading.Thread(
+            target=lambda: result.append(
+                bench(sim.url, tmp_path / "r", streams=(3,), duration_s=4.0, warmup=0)
+            )
+        )
+        runner.start()
+        sim.wait_for(lambda s: s["models"]["gemma3:4b"]["active"] == 3, timeout=30)
+        # A probe on the fourth slot, sent after the bench's three: once it has its 3 tokens
+        # and stalls, so have they.
+        probe = {"model": "gemma3:4b", "prompt": "[probe] hi", "options": {"num_predict": 8}}
+        with httpx.stream("POST", sim.url + "/api/generate", json=probe, timeout=30) as resp:
+            lines = resp.iter_lines()
+            for _ in range(3):
+                next(lines)
+            sim.kill()
+        runner.join(timeout=60)
+    assert result, "the run did not finish"
+    rows = pd.read_parquet(tmp_path / "r" / "rows.parquet")
+    cut = rows[rows["status"] == "cut"]
+    assert len(cut) == 3
+    assert (cut["n_chunks"] == 3).all() and cut["error"].str.len().gt(0).all()
+    refused = rows[rows["status"] == "connect_error"]
+    assert 0 < len(refused) < 200  # retried with a pause, not in a hot loop
+    assert result[0].summary.iloc[0]["cut"] == 3

@@ -139,3 +139,12 @@ def test_quiet_worker_passes_the_self_check() -> None:
     assert not check.client_bound and check.reasons == ()
     short = harness.check("proxy", 9, health, 6.0, 0.1, check_concurrency=True)
     assert short.client_bound and "6.00 of 9" in short.reasons[0]
+
+
+def test_a_starved_but_idle_worker_blames_the_machine_not_the_worker_count() -> None:
+    health = pd.DataFrame(
+        {"worker_id": ["w0"] * 4, "cpu_pct": [5.0] * 4, "hub_lag_max_ms": [20.0, 30.0, 25.0, 2.0]}
+    )
+    check = harness.check("proxy", 9, health, 9.0, 0.1, check_concurrency=True)
+    assert check.client_bound
+    assert "machine is busy" in check.advice and "--workers" not in check.advice
