@@ -14,11 +14,12 @@ import pandas as pd
 from bench import measure
 
 # Thresholds (bench spec §4.2): on a 2-vCPU box TTFT error stays within a few ms while one
-# worker stays under about half a core. A 10 ms probe that wakes > 5 ms late in a typical second
-# (the median of per-second worst lags) means greenlets queue behind each other; a single late
-# second is more often the OS running someone else, so it is shown but not judged.
+# worker stays under about half a core. The hub-lag probe (a greenlet sleeping 10 ms) wakes late
+# by whatever held the CPU; its typical lateness (median of the per-second medians) adds to
+# every measured time, so it is judged against the 2 ms accuracy bar. Its worst case per second
+# is mostly the OS running another process and is shown, not judged.
 CPU_LIMIT_PCT = 60.0
-HUB_LAG_LIMIT_MS = 5.0
+HUB_LAG_LIMIT_MS = 2.0
 CONCURRENCY_SHORTFALL = 0.9
 
 
@@ -60,7 +61,9 @@ def check(
     else:
         steady = health
     cpu = steady["cpu_pct"] if len(steady) else pd.Series(dtype=float)
-    lag = (
+    typical = "hub_lag_p50_ms" if "hub_lag_p50_ms" in steady else "hub_lag_max_ms"
+    lag = measure.quantiles(list(steady[typical])) if len(steady) else measure.quantiles([])
+    worst = (
         measure.quantiles(list(steady["hub_lag_max_ms"])) if len(steady) else measure.quantiles([])
     )
     cpu_max = float(cpu.max()) if len(cpu) else float("nan")
@@ -69,7 +72,7 @@ def check(
     if busy_worker:
         reasons.append(f"a worker used {cpu_max:.0f} % of a core (limit {CPU_LIMIT_PCT:.0f} %)")
     if lag.n and lag.p50 > HUB_LAG_LIMIT_MS:
-        reasons.append(f"gevent hub lag p50 {lag.p50:.1f} ms (limit {HUB_LAG_LIMIT_MS:.0f} ms)")
+        reasons.append(f"typical hub lag {lag.p50:.1f} ms (limit {HUB_LAG_LIMIT_MS:.0f} ms)")
     if check_concurrency and achieved < CONCURRENCY_SHORTFALL * streams:
         reasons.append(f"achieved {achieved:.2f} of {streams} requested concurrent streams")
     # A lagging hub in a worker that barely uses its CPU was waiting for a core, not working:
@@ -84,7 +87,7 @@ def check(
         cpu_pct_max=cpu_max,
         cpu_pct_mean=float(cpu.mean()) if len(cpu) else float("nan"),
         hub_lag_p50_ms=lag.p50,
-        hub_lag_p99_ms=lag.p99,
+        hub_lag_p99_ms=worst.p99,
         achieved_streams=achieved,
         send_lag_p99_ms=send_lag_p99_ms,
         client_bound=bool(reasons),

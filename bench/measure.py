@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -50,6 +51,20 @@ def tokens_mismatch(n_chunks: int, n_tokens_srv: int | None) -> bool:
     if not n_tokens_srv:
         return False
     return abs(n_chunks - n_tokens_srv) / n_tokens_srv > TOKEN_MISMATCH_FRACTION
+
+
+def rfc3339_ns(text: str | None) -> int | None:
+    """Unix ns of an RFC 3339 UTC stamp with up to 9 fractional digits (Ollama's `created_at`);
+    None when absent or not in that form (another offset, a proxy rewriting it)."""
+    if not text or not text.endswith("Z"):
+        return None
+    whole, _, frac = text[:-1].partition(".")
+    try:
+        base = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+        digits = int((frac + "000000000")[:9]) if frac else 0
+    except ValueError:
+        return None
+    return int(base.timestamp()) * NS_PER_S + digits
 
 
 @dataclass(frozen=True, slots=True)

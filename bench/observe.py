@@ -54,6 +54,7 @@ class StreamObserver:
         self.t_headers_ns: int | None = None
         self.http_status: int | None = None
         self.t_first_content_ns: int | None = None
+        self.first_created_at: str | None = None
         self.arrivals_ns: list[int] = []
         self.bytes_received = 0
         self.stats: ServerStats | None = None
@@ -73,6 +74,8 @@ class StreamObserver:
             self.error = chunk.error
             return
         if chunk.has_text:
+            if not self.arrivals_ns:
+                self.first_created_at = chunk.created_at
             self.arrivals_ns.append(t_ns)
             if chunk.content and self.t_first_content_ns is None:
                 self.t_first_content_ns = t_ns
@@ -133,6 +136,7 @@ class StreamObserver:
             ttfo_s=measure.interval_s(self.t_send_ns, self.t_first_content_ns),
             ttft_sched_s=measure.interval_s(self.t_intended_ns, first),
             last_token_s=measure.interval_s(self.t_send_ns, last),
+            first_token_lag_s=self._first_token_lag_s(first),
             e2e_s=e2e,
             n_chunks=len(self.arrivals_ns),
             n_tokens_srv=n_srv,
@@ -170,6 +174,15 @@ class StreamObserver:
             nkn_seq_gaps=nkn.seq_gaps if nkn else None,
             nkn_out_of_order=nkn.out_of_order if nkn else None,
         )
+
+    def _first_token_lag_s(self, first_ns: int | None) -> float | None:
+        """Wall-clock arrival of the first token minus the server's `created_at` for it: the
+        transport + client delay alone (meaningful when client and server share a clock)."""
+        created = measure.rfc3339_ns(self.first_created_at)
+        if created is None or first_ns is None:
+            return None
+        arrival_unix_ns = self.start_unix_ns + (first_ns - self.t_send_ns)
+        return (arrival_unix_ns - created) / measure.NS_PER_S
 
     def end_status(self) -> tuple[Status, str | None]:
         """Classify a stream that ended on its own: ok, in-band error, or cut (no `done`)."""

@@ -62,6 +62,7 @@ class RequestRecord:
     ttfo_s: float | None
     ttft_sched_s: float | None
     last_token_s: float | None
+    first_token_lag_s: float | None
     e2e_s: float
     n_chunks: int
     n_tokens_srv: int | None

@@ -19,7 +19,15 @@ SUMMARY_COLUMNS = [
     "itl_ms_p50", "itl_ms_p99", "tpot_ms_p50", "tpot_ms_p99", "e2e_s_p50", "e2e_s_p99",
     "icg_max_ms", "goodput_req_s", "good_fraction",
 ]  # fmt: skip
-TOKEN_COLUMNS = ["target", "streams", "token_mismatch", "tokens_per_chunk", "srv_decode_tok_s_p50"]
+TOKEN_COLUMNS = [
+    "target",
+    "streams",
+    "token_mismatch",
+    "tokens_per_chunk",
+    "srv_decode_tok_s_p50",
+    "srv_ttft_ms_p50",
+    "first_token_lag_ms_p50",
+]
 FORMULAS = [
     ("ttft", "first chunk with non-empty text − request sent (headline TTFT)"),
     ("itl", "every gap between consecutive text-bearing chunks, pooled over requests"),
@@ -30,6 +38,7 @@ FORMULAS = [
     ("goodput_req_s", "ok requests meeting every SLO / window; good_fraction counts failures too"),
     ("srv_wait", "total − load − prompt_eval − eval (Ollama: slot wait + templating)"),
     ("transport_ttft", "client TTFT − (load + wait + prefill + one decode step)"),
+    ("first_token_lag", "first token's wall-clock arrival − its created_at (same host only)"),
 ]
 _N_STABLE_P99 = 1000
 
@@ -60,7 +69,7 @@ def verdict_lines(report: Report) -> list[str]:
     lines = []
     for c in report.checks:
         numbers = (
-            f"worker CPU max {_fmt(c.cpu_pct_max)} %, hub lag p50/p99 "
+            f"worker CPU max {_fmt(c.cpu_pct_max)} %, hub lag typical/worst "
             f"{_fmt(c.hub_lag_p50_ms)}/{_fmt(c.hub_lag_p99_ms)} ms, "
             f"send lag p99 {_fmt(c.send_lag_p99_ms)} ms, "
             f"streams {_fmt(c.achieved_streams)}/{c.streams}"

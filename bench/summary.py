@@ -92,6 +92,9 @@ def summarize_cell(
     row.update(_q("stream_tok_s", ok["stream_tok_s"]))
     row["srv_decode_tok_s_p50"] = measure.quantiles(list(ok["srv_decode_tok_s"].dropna())).p50
     row["srv_ttft_ms_p50"] = measure.quantiles(list(ok["srv_ttft_s"].dropna() * 1000)).p50
+    row["first_token_lag_ms_p50"] = measure.quantiles(
+        list(ok["first_token_lag_s"].dropna() * 1000)
+    ).p50
     row["send_lag_ms_p99"] = measure.quantiles(list(meas["send_lag_s"] * 1000)).p99
     row["icg_max_ms"] = (
         float(ok["icg_max_s"].max() * 1000) if ok["icg_max_s"].notna().any() else float("nan")

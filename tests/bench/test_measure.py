@@ -95,3 +95,10 @@ def test_mean_concurrency_is_time_weighted_and_clipped_to_the_window() -> None:
 )
 def test_goodput_judges_each_slo(ttft: float, tpot: float | None, good: bool) -> None:
     assert measure.is_good(ttft, tpot, 0.2, 0.02) is good
+
+
+def test_rfc3339_stamps_keep_nanoseconds() -> None:
+    assert measure.rfc3339_ns("1970-01-01T00:00:01.000000002Z") == S + 2
+    assert measure.rfc3339_ns("1970-01-01T00:00:01.5Z") == S + 500_000_000
+    assert measure.rfc3339_ns("2026-05-01T12:00:00+02:00") is None
+    assert measure.rfc3339_ns(None) is None

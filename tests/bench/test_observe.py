@@ -94,3 +94,10 @@ def test_row_round_trips_through_json() -> None:
     row = obs.finish(9 * MS, Status.INCOMPLETE)
     assert RequestRecord.from_dict(json.loads(row.to_json())) == row
     assert not row.is_error
+
+
+def test_first_token_lag_compares_arrival_with_created_at() -> None:
+    obs = StreamObserver(LABELS, 0, 0, 1_000 * 10**9)  # sent at unix 1000 s
+    obs.on_chunk(30 * MS, Chunk(content="a", created_at="1970-01-01T00:16:40.028Z"), 40)
+    row = obs.finish(40 * MS, Status.OK)
+    assert row.first_token_lag_s == pytest.approx(0.002)

@@ -145,6 +145,7 @@ def test_a_starved_but_idle_worker_blames_the_machine_not_the_worker_count() -> 
     health = pd.DataFrame(
         {"worker_id": ["w0"] * 4, "cpu_pct": [5.0] * 4, "hub_lag_max_ms": [20.0, 30.0, 25.0, 2.0]}
     )
+    health["hub_lag_p50_ms"] = [4.0, 5.0, 6.0, 0.5]
     check = harness.check("proxy", 9, health, 9.0, 0.1, check_concurrency=True)
     assert check.client_bound
     assert "machine is busy" in check.advice and "--workers" not in check.advice
