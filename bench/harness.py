@@ -75,10 +75,20 @@ def check(
         reasons.append(f"typical hub lag {lag.p50:.1f} ms (limit {HUB_LAG_LIMIT_MS:.0f} ms)")
     if check_concurrency and achieved < CONCURRENCY_SHORTFALL * streams:
         reasons.append(f"achieved {achieved:.2f} of {streams} requested concurrent streams")
+    # More runnable processes than CPUs: every process, the server's too, waits for a core, so
+    # latencies carry scheduling delay no --workers can remove.
+    machine_busy = False
+    if "loadavg_1m" in steady and len(steady):
+        load = float(steady["loadavg_1m"].median())
+        cpus = int(steady["cpu_count"].max())
+        if load > cpus:
+            machine_busy = True
+            reasons.append(f"the machine was busy: load average {load:.1f} on {cpus} CPUs")
     # A lagging hub in a worker that barely uses its CPU was waiting for a core, not working:
     # more workers would not help, a quieter machine (or pinned cores) would.
     advice = f"rerun with `--workers {max(2, workers + 1)}`"
-    if reasons and not busy_worker and lag.n and lag.p50 > HUB_LAG_LIMIT_MS:
+    lagging_idle = not busy_worker and lag.n and lag.p50 > HUB_LAG_LIMIT_MS
+    if reasons and not busy_worker and (machine_busy or lagging_idle):
         advice = "the machine is busy: give the load generator its own cores or a quieter host"
     return HarnessCheck(
         target=target,

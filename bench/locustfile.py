@@ -8,6 +8,7 @@ here (config, record, ...) can never shadow an installed package of the same nam
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -93,6 +94,8 @@ def _monitor(runtime: BenchRuntime) -> None:
                 "hub_lag_p50_ms": lags_s[len(lags_s) // 2] * 1000,
                 "hub_lag_max_ms": lags_s[-1] * 1000,
                 "in_flight": runtime.in_flight,
+                "loadavg_1m": os.getloadavg()[0],
+                "cpu_count": os.cpu_count() or 1,
                 "done": runtime.done,
                 "errors": runtime.errors,
                 "tokens": runtime.tokens,

@@ -149,3 +149,19 @@ def test_a_starved_but_idle_worker_blames_the_machine_not_the_worker_count() -> 
     check = harness.check("proxy", 9, health, 9.0, 0.1, check_concurrency=True)
     assert check.client_bound
     assert "machine is busy" in check.advice and "--workers" not in check.advice
+
+
+def test_an_overloaded_host_is_reported_as_busy() -> None:
+    health = pd.DataFrame(
+        {
+            "worker_id": ["w0"] * 3,
+            "cpu_pct": [5.0] * 3,
+            "hub_lag_p50_ms": [0.5] * 3,
+            "hub_lag_max_ms": [3.0] * 3,
+            "loadavg_1m": [5.5, 6.0, 6.0],
+            "cpu_count": [2] * 3,
+        }
+    )
+    check = harness.check("direct", 9, health, 9.0, 0.1, check_concurrency=True)
+    assert check.client_bound and "load average 6.0 on 2 CPUs" in check.reasons[0]
+    assert "machine is busy" in check.advice
