@@ -76,9 +76,14 @@ def verdict_lines(report: Report) -> list[str]:
         )
         if c.client_bound:
             why = "; ".join(c.reasons)
+            if c.advice.startswith("the machine is busy"):
+                lead = "the measurement was disturbed"
+                cost = "latencies include waiting for a CPU"
+            else:
+                lead = "the load generator is the bottleneck"
+                cost = "these numbers understate the farm"
             lines.append(
-                f"**{c.target}×{c.streams}: the load generator is the bottleneck ({why}); "
-                f"these numbers understate the farm — {c.advice}.** ({numbers})"
+                f"**{c.target}×{c.streams}: {lead} ({why}); {cost} — {c.advice}.** ({numbers})"
             )
         else:
             lines.append(f"{c.target}×{c.streams}: harness OK ({numbers})")

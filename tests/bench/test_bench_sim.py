@@ -63,7 +63,7 @@ def test_nine_streams_report_the_simulators_ttft_and_token_rate(tmp_path: Path) 
     else:
         # A starved load generator (e.g. a busy shared CI box) must say so, in bold, instead.
         md = (tmp_path / "r" / "report.md").read_text()
-        assert "**direct×9: the load generator is the bottleneck" in md
+        assert "**direct×9: " in md and check.reasons[0] in md
         assert ttft_error_ms <= 25.0
     rows = pd.read_parquet(tmp_path / "r" / "rows.parquet")
     assert set(rows["status"]) <= {"ok", "incomplete"}
