@@ -134,6 +134,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return _demo_command(args_list[1:])
         args = build_parser().parse_args(args_list)
         config = config_from_args(args, os.environ if environ is None else environ)
+        if config.web:
+            print(
+                "locust web UI: http://127.0.0.1:8089 (Ctrl-C ends the run and writes the report)"
+            )
         print_report(run_bench(config, _progress if config.progress and not config.web else None))
     except KeyboardInterrupt:
         print("\ninterrupted; the rows so far are in the result folder's report", file=sys.stderr)
