@@ -19,7 +19,7 @@ from farm.sim.decode import Fields, parse_body
 from farm.sim.errors import ApiError, BadRequest, NotFound
 from farm.sim.exchange import SSE_TYPE, Exchange, encode_json
 from farm.sim.generation import RunMetrics
-from farm.sim.inference import Plan, now_ns, serve
+from farm.sim.inference import Plan, serve
 from farm.sim.options import Sampling, parse_options
 from farm.sim.routes_embed import compute
 from farm.sim.simulator import Simulator
@@ -188,7 +188,7 @@ def _include_usage(fields: Fields) -> bool:
 @openai_errors
 async def chat_completions(sim: Simulator, exchange: Exchange) -> None:
     """`POST /v1/chat/completions`."""
-    start = now_ns()
+    start = exchange.received_ns
     fields = Fields(
         parse_body(await exchange.body(), "ChatCompletionRequest"), "ChatCompletionRequest"
     )
@@ -217,7 +217,7 @@ async def chat_completions(sim: Simulator, exchange: Exchange) -> None:
 @openai_errors
 async def completions(sim: Simulator, exchange: Exchange) -> None:
     """`POST /v1/completions` (`prompt` must be a string)."""
-    start = now_ns()
+    start = exchange.received_ns
     fields = Fields(parse_body(await exchange.body(), "CompletionRequest"), "CompletionRequest")
     sent = fields.string("model")
     prompt = fields.data.get("prompt", "")
@@ -270,7 +270,7 @@ async def model(sim: Simulator, exchange: Exchange) -> None:
 @openai_errors
 async def embeddings(sim: Simulator, exchange: Exchange) -> None:
     """`POST /v1/embeddings` (float or base64 encoding)."""
-    start = now_ns()
+    start = exchange.received_ns
     fields = Fields(parse_body(await exchange.body(), "EmbedRequest"), "EmbedRequest")
     sent = fields.string("model")
     raw = fields.data.get("input")
