@@ -8,7 +8,7 @@ from typing import Any
 from farm.sim.decode import Fields, json_kind, parse_body
 from farm.sim.durations import keep_alive_from_json
 from farm.sim.errors import ApiError, BadRequest, RunnerFailure
-from farm.sim.exchange import NDJSON_TYPE, Exchange, encode_json
+from farm.sim.exchange import JSON_TYPE, NDJSON_TYPE, Exchange, encode_json
 from farm.sim.generation import RunMetrics
 from farm.sim.inference import Plan, serve
 from farm.sim.options import parse_options
@@ -26,6 +26,7 @@ class NativeFraming:
     chat: bool
     context: list[int] | None = None
     content_type: str = NDJSON_TYPE
+    json_type: str = JSON_TYPE
 
     def _head(self, text: str, thinking: str = "") -> dict[str, Any]:
         head: dict[str, Any] = {"model": self.model, "created_at": utc_now()}

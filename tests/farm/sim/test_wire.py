@@ -86,6 +86,7 @@ def test_openai_non_stream_is_the_default(sim: SimServer) -> None:
     with httpx.Client(base_url=sim.url, trust_env=False) as http:
         reply = http.post("/v1/completions", json={"model": MODEL, "prompt": "x", "max_tokens": 2})
         body = reply.json()
+        assert reply.headers["content-type"] == "application/json"
         assert body["object"] == "text_completion" and body["id"].startswith("cmpl-")
         assert body["usage"]["completion_tokens"] == 2
         listing = http.get("/v1/models").json()
