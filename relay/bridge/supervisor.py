@@ -99,7 +99,10 @@ class NknTransport:
         """Queue one DM for `dest`; returns at once (fire and forget, `noReply`)."""
         if self._closing or self._task is None:
             raise BridgeClosedError("the NKN transport is not running")
-        size = len(payload.encode())
+        try:
+            size = len(payload.encode())
+        except UnicodeEncodeError as exc:
+            raise BridgeError(f"DM payload is not valid Unicode text: {exc}") from exc
         if size > MAX_PAYLOAD_BYTES:
             raise MessageTooLargeError(
                 f"DM of {size} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte NKN message limit"
