@@ -200,3 +200,25 @@ async def test_tls_local_node_serves_getwssaddr_and_wss(
             await a.send(b.address, "over wss")
             [got] = await receive(b, 1)
     assert got == Incoming(a.address, "over wss")
+
+
+async def test_transport_survives_a_node_restart() -> None:
+    with LocalNode() as first:
+        port = first.port
+        config_a, config_b = make_config(first), make_config(first)
+        a, b = NknTransport(config_a), NknTransport(config_b)
+        await a.start()
+        await b.start()
+    try:
+        # The node is gone; a new one comes up on the same port (the SDK reconnects by itself,
+        # or the self-probe restarts the bridge).
+        with LocalNode(port=port) as second:
+            second.wait_for(
+                lambda s: {f"__0__.{a.address}", f"__0__.{b.address}"} <= set(s["clients"]), 30
+            )
+            await a.send(b.address, "after node restart")
+            [got] = await receive(b, 1, timeout=30)
+    finally:
+        await a.close()
+        await b.close()
+    assert got == Incoming(a.address, "after node restart")
