@@ -19,13 +19,13 @@ async def test_two_identities_exchange_a_dm_over_the_real_network() -> None:
     a, b = NknTransport(configs[0]), NknTransport(configs[1])
     await asyncio.gather(a.start(), b.start())
     try:
-        received = aiter(b.incoming())
         # Each side reports ready on its first subclient; until the others join, a copy can
         # miss, so send again (the same frame) until one arrives.
         for _ in range(12):
             await a.send(b.address, '{"event":"relay.ping"}')
             try:
-                got = await asyncio.wait_for(anext(received), 5)
+                # A fresh iterator each time: a timeout cancels (and so ends) the previous one.
+                got = await asyncio.wait_for(anext(aiter(b.incoming())), 5)
                 break
             except TimeoutError:
                 continue
