@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -15,83 +12,16 @@ import trustme
 
 from relay.bridge import (
     BridgeConfig,
-    BridgeError,
     BridgeNotInstalledError,
     BridgeStartError,
-    MessageTooLargeError,
     NknTransport,
 )
 from relay.bridge.config import BRIDGE_DIR
 from relay.localnode.testing import LocalNode
-from relay.transport import Incoming, Transport
-from tests.relay.bridge.conftest import make_config
+from relay.transport import Incoming
+from tests.relay.bridge.conftest import make_config, receive, running
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def running(config: BridgeConfig) -> AsyncIterator[NknTransport]:
-    transport = NknTransport(config)
-    await transport.start()
-    try:
-        yield transport
-    finally:
-        await transport.close()
-
-
-async def receive(transport: Transport, count: int, timeout: float = 15.0) -> list[Incoming]:
-    """Collect `count` DMs, failing at the deadline instead of hanging."""
-    got: list[Incoming] = []
-
-    async def collect() -> None:
-        async for item in transport.incoming():
-            got.append(item)
-            if len(got) == count:
-                return
-
-    await asyncio.wait_for(collect(), timeout)
-    return got
-
-
-async def test_two_transports_exchange_dms_both_ways(local_node: LocalNode) -> None:
-    async with running(make_config(local_node)) as a, running(make_config(local_node)) as b:
-        assert a.address != b.address
-        await a.send(b.address, '{"event":"relay.ping"}')
-        [at_b] = await receive(b, 1)
-        await b.send(a.address, '{"event":"relay.pong","text":"héllo ✓"}')
-        [at_a] = await receive(a, 1)
-    assert at_b == Incoming(a.address, '{"event":"relay.ping"}')
-    assert at_a == Incoming(b.address, '{"event":"relay.pong","text":"héllo ✓"}')
-
-
-async def test_burst_of_dms_arrives_exactly_once_each(local_node: LocalNode) -> None:
-    # Every subclient sends a copy; the receiving MultiClient must deliver one. Order across
-    # subclient paths is not promised by NKN, which is why relay frames carry `seq`.
-    async with running(make_config(local_node)) as a, running(make_config(local_node)) as b:
-        for i in range(20):
-            await a.send(b.address, f'{{"seq":{i}}}')
-        got = await receive(b, 20)
-        await a.send(b.address, "last")
-        [last] = await receive(b, 1)
-    assert sorted(m.payload for m in got) == sorted(f'{{"seq":{i}}}' for i in range(20))
-    assert last.payload == "last"  # no late duplicate of the burst came before it
-
-
-@pytest.mark.parametrize("size", [1_000_000, 3_900_000], ids=["1MB", "3.9MB"])
-async def test_large_dm_arrives_intact(local_node: LocalNode, size: int) -> None:
-    payload = os.urandom(size // 2).hex()
-    async with running(make_config(local_node)) as a, running(make_config(local_node)) as b:
-        await a.send(b.address, payload)
-        [got] = await receive(b, 1, timeout=30)
-    assert got.payload == payload
-
-
-async def test_dm_over_nkn_limit_is_refused_at_send(local_node: LocalNode) -> None:
-    async with running(make_config(local_node)) as a:
-        with pytest.raises(MessageTooLargeError, match="4100000 bytes exceeds"):
-            await a.send(a.address, "x" * 4_100_000)
-        with pytest.raises(BridgeError, match="not valid Unicode"):
-            await a.send(a.address, "lone surrogate \ud800")
 
 
 async def test_killed_bridge_restarts_with_same_address_and_delivers_queued_dms(
