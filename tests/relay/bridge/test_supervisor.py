@@ -152,3 +152,15 @@ async def test_transport_survives_a_node_restart() -> None:
         await a.close()
         await b.close()
     assert got == Incoming(a.address, "after node restart")
+
+
+async def test_http_proxy_settings_do_not_capture_loopback(
+    local_node: LocalNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # axios (inside nkn-sdk) obeys HTTP_PROXY; a dead proxy must not break a local node (trap 7).
+    for key in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(key, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with running(make_config(local_node)) as a:
+        assert a.address
