@@ -242,6 +242,8 @@ class NknTransport:
     def _on_ready(self, addr: str, connect_ms: int, ready: asyncio.Event) -> None:
         if self._address is not None and addr != self._address:
             log.error("NKN bridge came back as %s, expected %s", addr, self._address)
+        elif self._address is not None:
+            log.info("NKN bridge back after a restart: %s (%d ms)", addr, connect_ms)
         self._address = addr
         self.connect_s = connect_ms / 1000
         ready.set()
