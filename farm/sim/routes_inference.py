@@ -130,6 +130,7 @@ async def generate(sim: Simulator, exchange: Exchange) -> None:
     suffix = fields.string("suffix")
     _check_format_and_logprobs(fields)
     model = sim.find(sent, empty_is_404=True)
+    previous = _context_ids(context)
     if raw and (template or system or context):
         raise BadRequest("raw mode does not support template, system, or context")
     if "completion" not in model.capabilities:
@@ -149,13 +150,27 @@ async def generate(sim: Simulator, exchange: Exchange) -> None:
         runner_options=runner_options,
         sampling=sampling,
         keep_alive_s=keep_alive,
-        prompt_tokens=generate_prompt_tokens(prompt, system),
+        # A deprecated `context` is detokenised and put in front of the prompt.
+        prompt_tokens=generate_prompt_tokens(prompt, system) + len(previous),
         prompt_key=f"{system}\x00{prompt}",
         stream=stream is not False,
         think=think,
     )
-    framing = NativeFraming(sent, chat=False, context=None if raw else token_ids(system + prompt))
+    ids = None if raw else previous + token_ids(system + prompt)
+    framing = NativeFraming(sent, chat=False, context=ids)
     await serve(sim, exchange, plan, framing)
+
+
+def _context_ids(context: list[Any] | None) -> list[int]:
+    ids = []
+    for item in context or []:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise BadRequest(
+                f"json: cannot unmarshal {json_kind(item)} into Go struct field "
+                "GenerateRequest.context of type int"
+            )
+        ids.append(item)
+    return ids
 
 
 def _messages(fields: Fields) -> list[str]:
