@@ -274,15 +274,10 @@ class Forwarder:
         ex.response_started = True
 
     def _record(self, ex: Exchange, now: float) -> None:
-        route = route_label(ex.path)
         status = ex.status if ex.response_started else 499
-        self.metrics.requests.labels(route, ex.method, str(status)).inc()
-        if ex.ttfb_s is not None:
-            self.metrics.ttfb.labels(route).observe(ex.ttfb_s)
-        if ex.bytes_out:
-            self.metrics.response_bytes.labels(route).inc(ex.bytes_out)
-        if ex.bytes_in:
-            self.metrics.request_bytes.labels(route).inc(ex.bytes_in)
+        self.metrics.observe(
+            route_label(ex.path), ex.method, str(status), ex.ttfb_s, ex.bytes_out, ex.bytes_in
+        )
         if self.config.access_log and access_logger.isEnabledFor(logging.INFO):
             access_logger.info(
                 "%s %s %d model=%s backend=%s ttfb_ms=%s duration_ms=%.1f bytes=%d outcome=%s",
