@@ -78,7 +78,9 @@ def _body(config: NknBenchConfig, prompt: str) -> dict[str, Any]:
     return {"model": MODEL, "prompt": prompt, "options": {"num_predict": config.num_predict}}
 
 
-async def direct_one(http: httpx.AsyncClient, url: str, body: dict[str, Any], n: int, r: int):
+async def direct_one(
+    http: httpx.AsyncClient, url: str, body: dict[str, Any], n: int, r: int
+) -> Row:
     """One streamed generate straight to the proxy."""
     sent = time.perf_counter()
     first: float | None = None
@@ -93,7 +95,7 @@ async def direct_one(http: httpx.AsyncClient, url: str, body: dict[str, Any], n:
     return Row("direct", "-", n, r, ttft, total, lines, 0, 0, None, None)
 
 
-async def nkn_one(client: RelayClient, body: dict[str, Any], batching: str, n: int, r: int):
+async def nkn_one(client: RelayClient, body: dict[str, Any], batching: str, n: int, r: int) -> Row:
     """One streamed generate through the relay over NKN."""
     stream = client.stream(path="/api/generate", json=body)
     error = None
