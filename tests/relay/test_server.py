@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import httpx
@@ -318,3 +319,18 @@ async def test_reply_frames_sent_to_the_relay_are_never_answered() -> None:
         await h.client.ping()
         frames = h.frames_to_peer()
     assert [f["event"] for f in frames] == ["relay.pong"]
+
+
+async def test_a_response_that_would_outgrow_one_dm_is_cut_to_fit() -> None:
+    escaped = json.dumps({"s": '"\\' * 3000})  # re-encoding keeps every escape
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "application/json"}
+        return httpx.Response(200, content=escaped.encode(), headers=headers)
+
+    config = dataclasses.replace(config_for("http://upstream"), max_dm_b=8000, max_body_b=20_000)
+    async with running_relay(config, handler=handler) as h:
+        response = await h.client.request(path="/big")
+        sizes = [len(dm.payload.encode()) for dm in h.network.sent_by(h.relay.address)]
+    assert response.truncated and response.json is None and max(sizes) <= 8000
+    assert escaped.encode().startswith(base64.b64decode(response.body_b64 or ""))
