@@ -40,10 +40,7 @@ def test_lines_survive_every_chunk_boundary_including_inside_characters() -> Non
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(
-        st.text(
-            alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)),
-            min_size=1,
-        ),
+        st.text(alphabet=LINE_CHARS, min_size=1),
         max_size=8,
     ),
     st.lists(st.integers(0, 400), max_size=10),
