@@ -334,3 +334,24 @@ async def test_a_response_that_would_outgrow_one_dm_is_cut_to_fit() -> None:
         sizes = [len(dm.payload.encode()) for dm in h.network.sent_by(h.relay.address)]
     assert response.truncated and response.json is None and max(sizes) <= 8000
     assert escaped.encode().startswith(base64.b64decode(response.body_b64 or ""))
+
+
+@pytest.mark.parametrize(
+    "req",
+    [
+        '{"service":"ollama","path":"/\\ud800"}',
+        '{"service":"ollama","headers":{"X-A":"\\ud800"}}',
+        '{"url":"http://\\ud800/"}',
+        '{"service":"ollama","json":{"a":"\\ud800"},"method":"POST"}',
+    ],
+    ids=["path", "header", "url", "json"],
+)
+async def test_lone_surrogates_anywhere_never_stop_the_relay(req: str) -> None:
+    config = config_for("http://upstream", allow_urls=("http://example.com/",))
+    async with running_relay(config, handler=_binary) as h:
+        await h.send_raw('{"event":"relay.http","id":"s1","req":' + req + "}")
+        pong, _ = await h.client.ping()
+        await _wait_frame(h, "relay.response")
+        replies = [f for f in h.frames_to_peer() if f.get("id") == "s1"]
+    assert pong.addr == h.relay.address
+    assert len(replies) == 1 and replies[0]["event"] == "relay.response"
