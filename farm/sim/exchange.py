@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -18,6 +19,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON_TYPE = "application/json; charset=utf-8"
+# Ollama's OpenAI response writers set the bare type on their successful replies.
+PLAIN_JSON_TYPE = "application/json"
 NDJSON_TYPE = "application/x-ndjson"
 SSE_TYPE = "text/event-stream"
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -35,6 +38,8 @@ class Exchange:
     """The request side (method, path, headers, body) and the response side of one call."""
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Handler entry: where Ollama starts `total_duration` and `load_duration`.
+        self.received_ns = time.perf_counter_ns()
         self.scope = scope
         self.method: str = scope["method"]
         self.path: str = scope["path"]
@@ -103,9 +108,9 @@ class Exchange:
         send_body = b"" if self.method == "HEAD" else body
         await self._send({"type": "http.response.body", "body": send_body, "more_body": False})
 
-    async def json(self, status: int, value: object) -> None:
-        """A JSON response with gin's `application/json; charset=utf-8`."""
-        await self.respond(status, encode_json(value), JSON_TYPE)
+    async def json(self, status: int, value: object, content_type: str = JSON_TYPE) -> None:
+        """A JSON response, by default with gin's `application/json; charset=utf-8`."""
+        await self.respond(status, encode_json(value), content_type)
 
     async def error(self, status: int, message: str) -> None:
         """Ollama's error body `{"error": "..."}`."""
