@@ -117,6 +117,7 @@ class RelayClient:
         self.idle_timeout_s = idle_timeout_s
         self.end_grace_s = end_grace_s
         self._waiters: dict[Id, asyncio.Queue[_Item]] = {}
+        self._kinds: dict[Id, type] = {}  # pings and infos waiting, by the reply they expect
         self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> RelayClient:
@@ -136,7 +137,7 @@ class RelayClient:
     async def ping(self, timeout_s: float = 10.0) -> tuple[Pong, float]:
         """Ping the relay; return its pong and the round trip in seconds."""
         rid = _new_id()
-        with self._waiting(rid) as queue:
+        with self._waiting(rid, Pong) as queue:
             started = time.perf_counter()
             await self._send(Ping(rid))
             frame, arrival, _ = await self._expect(queue, started + timeout_s)
@@ -147,7 +148,7 @@ class RelayClient:
     async def info(self, timeout_s: float = 10.0) -> Info:
         """Ask the relay for its services, TLS default, workers and body cap."""
         rid = _new_id()
-        with self._waiting(rid) as queue:
+        with self._waiting(rid, Info) as queue:
             await self._send(InfoRequest(rid))
             frame, _, _ = await self._expect(queue, time.perf_counter() + timeout_s)
         if not isinstance(frame, Info):
@@ -194,20 +195,27 @@ class RelayClient:
             except FrameError as exc:
                 log.warning("malformed frame from relay: %s", exc.reason)
                 continue
-            queue = self._waiters.get(getattr(frame, "id", None) or "")
+            rid = getattr(frame, "id", None)
+            if rid is None and isinstance(frame, Pong | Info):
+                # The seed's relay answers without an id: give it to the oldest such waiter.
+                rid = next((k for k, kind in self._kinds.items() if kind is type(frame)), None)
+            queue = None if rid is None else self._waiters.get(rid)
             if queue is None:
                 log.debug("frame for no waiting request: %s", type(frame).__name__)
                 continue
             queue.put_nowait((frame, arrival, len(message.payload.encode("utf-8"))))
 
     @contextlib.contextmanager
-    def _waiting(self, rid: Id) -> Any:
+    def _waiting(self, rid: Id, reply: type | None = None) -> Any:
         queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._waiters[rid] = queue
+        if reply is not None:
+            self._kinds[rid] = reply
         try:
             yield queue
         finally:
             self._waiters.pop(rid, None)
+            self._kinds.pop(rid, None)
 
     async def _send(self, frame: Frame) -> None:
         await self._transport.send(self.relay_address, encode(frame))
