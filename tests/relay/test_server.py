@@ -355,3 +355,20 @@ async def test_lone_surrogates_anywhere_never_stop_the_relay(req: str) -> None:
         replies = [f for f in h.frames_to_peer() if f.get("id") == "s1"]
     assert pong.addr == h.relay.address
     assert len(replies) == 1 and replies[0]["event"] == "relay.response"
+
+
+async def test_cancel_while_queued_never_reaches_upstream() -> None:
+    async with Upstream() as up:
+        config = config_for(up.url, workers=1, queue=4, peer_limit=4)
+        async with running_relay(config) as h:
+            async with h.client.stream(path="/hang", json={}) as first:
+                async for _ in first:
+                    break
+                waiting = h.client.stream(path="/stream?n=3", json={})
+                await waiting.__aenter__()
+                cancel = {"event": "relay.cancel", "id": waiting.request.id}
+                await h.peer.send(h.relay.address, json.dumps(cancel))
+                with pytest.raises(RemoteError, match="cancelled"):
+                    await waiting.lines()
+                await waiting.__aexit__(None, None, None)
+    assert [r["path"] for r in up.requests] == ["/hang"]
