@@ -96,7 +96,11 @@ class RelayServer:
                 }
             async with asyncio.TaskGroup() as group:
                 async for message in self._transport.incoming():
-                    self._dispatch(message, group)
+                    try:
+                        self._dispatch(message, group)
+                    except Exception:
+                        # Per-message boundary: whatever one DM triggers, the relay carries on.
+                        log.exception("DM from %s could not be handled", message.src)
 
     def _dispatch(self, message: Incoming, group: asyncio.TaskGroup) -> None:
         self.dms_received += 1
@@ -178,8 +182,13 @@ class RelayServer:
     async def _run(self, src: str, session: Session) -> None:
         key = (src, session.request.id)
         try:
-            async with self._slots:
-                await session.run()
+            if await self._acquire(session):
+                try:
+                    await session.run()
+                finally:
+                    self._slots.release()
+            else:
+                await session.run()  # cancelled while queued: it answers at once, opens nothing
         except Exception:
             # Per-request boundary: a bug in one session must not take the relay down.
             log.exception("request %r from %s failed", session.request.id, src)
@@ -190,6 +199,23 @@ class RelayServer:
             self._per_peer[src] -= 1
             if self._per_peer[src] <= 0:
                 del self._per_peer[src]
+
+    async def _acquire(self, session: Session) -> bool:
+        """Wait for a worker slot; False if the peer cancelled the request first."""
+        slot = asyncio.ensure_future(self._slots.acquire())
+        cancelled = asyncio.ensure_future(session.cancelled.wait())
+        try:
+            await asyncio.wait({slot, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+            if not slot.done():
+                slot.cancel()
+        if slot.done() and not slot.cancelled():
+            if session.cancelled.is_set():
+                self._slots.release()
+                return False
+            return True
+        return False
 
     async def _send(self, dest: str, frame: Frame) -> None:
         payload = encode(frame)

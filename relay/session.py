@@ -108,29 +108,33 @@ class Session:
         self._config = config
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._last_sent = time.monotonic()
+        self.cancelled = asyncio.Event()
 
     def cancel(self) -> None:
         """Ask the session to stop (peer sent relay.cancel)."""
+        self.cancelled.set()
         self._events.put_nowait(Cancelled())
 
     async def run(self) -> None:
         """Perform the request and send every frame; returns after the last one was sent."""
         spec = self.request.req
+        task: asyncio.Task[None] | None = None
         try:
             upstream = build_request(self._client, spec, self._target)
         except (httpx.HTTPError, httpx.InvalidURL, UnicodeError, ValueError) as exc:
             self._events.put_nowait(Fail(f"bad request: {exc}"[:200], 400))
-            task = None
         else:
-            task = asyncio.create_task(
-                pump(
-                    self._client,
-                    upstream,
-                    self._events,
-                    stream=spec.stream,
-                    max_body_b=self._config.max_body_b,
+            # Cancelled while queued for a worker: never open the upstream request at all.
+            if not self.cancelled.is_set():
+                task = asyncio.create_task(
+                    pump(
+                        self._client,
+                        upstream,
+                        self._events,
+                        stream=spec.stream,
+                        max_body_b=self._config.max_body_b,
+                    )
                 )
-            )
         try:
             if spec.stream:
                 await self._run_stream()
@@ -179,17 +183,11 @@ class Session:
         if encoded_size(frame) <= self._config.max_dm_b:
             return frame
         # Re-encoded JSON or huge headers can outgrow the DM; fall back to a cut raw body.
-        room = (self._config.max_dm_b - 32_768) * 3 // 4
-        return Response(
-            self.request.id,
-            head.status < 400,
-            head.status,
-            {"content-type": ctype} if ctype else {},
-            None,
-            base64.b64encode(body.data[:room]).decode("ascii"),
-            True,
-            None,
-        )
+        headers = {"content-type": ctype} if ctype else {}
+        bare = Response(self.request.id, frame.ok, head.status, headers, None, "", True, None)
+        room = max(0, (self._config.max_dm_b - encoded_size(bare)) * 3 // 4 - 4)
+        cut = base64.b64encode(body.data[:room]).decode("ascii")
+        return Response(self.request.id, frame.ok, head.status, headers, None, cut, True, None)
 
     async def _run_stream(self) -> None:
         cfg = self._config

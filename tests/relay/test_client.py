@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 
@@ -68,8 +69,9 @@ async def test_a_lost_frame_is_reported_as_a_gap_not_success() -> None:
             with pytest.raises(StreamGapError) as caught:
                 async with h.client.stream(path="/stream?n=29", json={}) as s:
                     await s.lines()
-    assert caught.value.missing == tuple(range(11, 21)) and caught.value.last_seq == 30
-    assert s.result.lines == 10
+    # Batches: [1] (line 1 goes alone), [2..11] (lost), [12..21], [22..30].
+    assert caught.value.missing == tuple(range(2, 12)) and caught.value.last_seq == 30
+    assert s.result.lines == 1
 
 
 async def test_stopping_early_sends_relay_cancel() -> None:
@@ -137,3 +139,31 @@ async def test_upstream_http_errors_are_returned_not_raised() -> None:
                     lines.append(line)
     assert response.status == 404 and not response.ok and response.error is None
     assert json.loads(lines[0].line) == {"error": "model 'x' not found"}
+
+
+async def test_a_seed_relay_answering_without_ids_still_serves_ping_and_info() -> None:
+    network = MemoryNetwork()
+    relay, peer = network.transport("seed-relay"), network.transport("peer")
+    await relay.start()
+    await peer.start()
+
+    async def seed_relay() -> None:
+        async for message in relay.incoming():
+            event = json.loads(message.payload)["event"]
+            reply = (
+                {"event": "relay.pong", "ts": 1, "addr": relay.address}
+                if event == "relay.ping"
+                else {"event": "relay.info", "services": ["ollama"], "verify_default": True,
+                      "workers": 4, "max_body_b": 2097152}
+            )  # fmt: skip
+            await relay.send(message.src, json.dumps(reply))
+
+    task = asyncio.create_task(seed_relay())
+    try:
+        async with RelayClient(peer, relay.address) as client:
+            pong, _ = await client.ping(timeout_s=5)
+            info = await client.info(timeout_s=5)
+    finally:
+        task.cancel()
+    assert pong.addr == relay.address and pong.id is None
+    assert info.services == ("ollama",) and info.workers == 4
