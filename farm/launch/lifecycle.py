@@ -28,7 +28,7 @@ from farm.launch.external import ExternalBackend
 from farm.launch.model_pull import pull_model
 from farm.launch.plan import Plan, preflight
 from farm.launch.process import local_backend, sim_backend
-from farm.launch.proxy_process import probe_url, start_proxy
+from farm.launch.proxy_process import probe_url, spawn_proxy, wait_proxy
 from farm.launch.warmup import warm_up
 
 log = logging.getLogger(__name__)
@@ -92,10 +92,8 @@ def _teardown(backends: list[Backend], proxy: Child | None) -> None:
             log.warning("stopping %s failed: %s", backend.url, exc)
 
 
-def _bring_up(config: FarmConfig, backends: list[Backend], started: list[Backend]) -> None:
-    for backend in backends:
-        started.append(backend)
-        backend.start()
+def _bring_up(config: FarmConfig, backends: list[Backend]) -> None:
+    """Wait for each started backend, then pull (unless --no-pull) and warm the model."""
     for backend in backends:
         wait_ready(
             backend.url,
@@ -167,8 +165,12 @@ def up(config: FarmConfig, cwd: Path) -> state.FarmState:
     with _sigterm_as_interrupt():
         try:
             backends = build_backends(config, plan, log_dir)
-            _bring_up(config, backends, started)
-            proxy = start_proxy(config, [b.url for b in backends], log_dir)
+            for backend in backends:
+                started.append(backend)
+                backend.start()
+            proxy = spawn_proxy(config, [b.url for b in backends], log_dir)
+            _bring_up(config, backends)
+            wait_proxy(config, proxy)
             record = _record(config, plan.mode, backends, proxy)
             state.save(config.state_dir, record)
         except BaseException:
