@@ -8,7 +8,6 @@ token); an error before that is a normal error response, after it an in-band err
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -105,8 +104,3 @@ async def serve(sim: Simulator, exchange: Exchange, plan: Plan, framing: Framing
             await exchange.end()
         else:
             await framing.error(exchange, exc)
-
-
-def now_ns() -> int:
-    """Handler entry time (the start of `total_duration` and `load_duration`)."""
-    return time.perf_counter_ns()

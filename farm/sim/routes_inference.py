@@ -10,7 +10,7 @@ from farm.sim.durations import keep_alive_from_json
 from farm.sim.errors import ApiError, BadRequest
 from farm.sim.exchange import NDJSON_TYPE, Exchange, encode_json
 from farm.sim.generation import RunMetrics
-from farm.sim.inference import Plan, now_ns, serve
+from farm.sim.inference import Plan, serve
 from farm.sim.options import parse_options
 from farm.sim.simulator import Simulator
 from farm.sim.stamps import utc_now
@@ -88,7 +88,7 @@ def _check_think(fields: Fields, model: LocalModel, sent: str) -> None:
 
 async def generate(sim: Simulator, exchange: Exchange) -> None:
     """`POST /api/generate`."""
-    start = now_ns()
+    start = exchange.received_ns
     fields = Fields(parse_body(await exchange.body(), "GenerateRequest"), "GenerateRequest")
     sent = fields.string("model")
     prompt, system, template = (
@@ -145,7 +145,7 @@ def _messages(fields: Fields) -> list[str]:
 
 async def chat(sim: Simulator, exchange: Exchange) -> None:
     """`POST /api/chat`."""
-    start = now_ns()
+    start = exchange.received_ns
     fields = Fields(parse_body(await exchange.body(), "ChatRequest"), "ChatRequest")
     sent = fields.string("model")
     stream = fields.boolean("stream")
