@@ -37,7 +37,7 @@ class ProxyApp:
 
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
-        self.pool = BackendPool(config.backends)
+        self.pool = BackendPool(config.backends, config.num_parallel)
         self.metrics = ProxyMetrics(self.pool)
         tick = max(0.01, min(0.25, config.header_timeout_s / 4, config.idle_timeout_s / 4))
         self.sweeper = DeadlineSweeper(tick)

@@ -133,3 +133,13 @@ def test_pick_prefers_loaded_model_then_least_in_flight_and_skips_down():
     assert pool.pick(None, exclude=[a, b, c]) is None
     pool.record_probe(a, "1", [], [], None)
     assert a.up
+
+
+def test_a_loaded_backend_with_all_slots_busy_loses_its_preference():
+    pool = BackendPool(["http://a:1", "http://b:1"], slots=2)
+    a, b = pool.backends
+    a.loaded = b.stored = frozenset({"m:latest"})
+    a.in_flight = 1
+    assert pool.pick("m:latest") is a
+    a.in_flight = 2
+    assert pool.pick("m:latest") is b
