@@ -1,5 +1,6 @@
-"""End to end: `up --mode sim --detach`, the official ollama client streams through the front
-port, `status` shows the slots and the loaded model, `down` leaves nothing running."""
+"""End to end through the operator verbs: `invoke up --mode sim --detach`, the official ollama
+client streams through the front port, `invoke status` shows the slots and the loaded model,
+`invoke down` leaves nothing running."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def _running(pid: int) -> bool:
 
 def test_sim_farm_streams_through_the_proxy_and_down_cleans_up(farm: Farm) -> None:
     front, back = free_ports(2)
-    up = farm.run(
+    up = farm.invoke(
         "up", "--mode", "sim", "--model", "gemma3:4b", "--num-parallel", "4", "--detach",
         "--host", "127.0.0.1", "--front-port", str(front), "--back-port", str(back),
     )  # fmt: skip
@@ -33,7 +34,7 @@ def test_sim_farm_streams_through_the_proxy_and_down_cleans_up(farm: Farm) -> No
     assert len(chunks) > 1 and chunks[-1].done and chunks[-1].eval_count
     assert "".join(c.response for c in chunks).strip()
 
-    status = farm.run("status")
+    status = farm.invoke("status")
     assert status.returncode == 0, status.stdout + status.stderr
     assert "mode sim (SIMULATOR: synthetic)" in status.stdout
     assert "slots: 4 per backend" in status.stdout
@@ -43,7 +44,7 @@ def test_sim_farm_streams_through_the_proxy_and_down_cleans_up(farm: Farm) -> No
     again = farm.run("up", "--mode", "sim", "--model", "gemma3:4b", "--detach")
     assert again.returncode == 1 and "already running" in again.stderr
 
-    down = farm.run("down")
+    down = farm.invoke("down")
     assert down.returncode == 0, down.stderr
     assert not any(_running(pid) for pid in pids)
     assert port_is_free(front) and port_is_free(back)
