@@ -18,13 +18,19 @@ from farm.launch.progress import PullProgress
 log = logging.getLogger(__name__)
 
 
-def pull_model(base_url: str, model: str, timeout_s: float = 3600.0) -> None:
-    """Pull `model` on the backend at `base_url`; PullError with the server's reason on failure."""
+def pull_model(
+    base_url: str,
+    model: str,
+    timeout_s: float = 3600.0,
+    transport: httpx.BaseTransport | None = None,
+) -> None:
+    """Pull `model` on the backend at `base_url`; PullError with the server's reason on failure.
+    `transport` is httpx's seam (tests pass a MockTransport)."""
     timeout = httpx.Timeout(30.0, read=timeout_s)
     seen_success = False
     try:
         with (
-            httpx.Client(timeout=timeout, trust_env=False) as client,
+            httpx.Client(timeout=timeout, trust_env=False, transport=transport) as client,
             client.stream(
                 "POST", f"{base_url}/api/pull", json={"model": model, "stream": True}
             ) as resp,
