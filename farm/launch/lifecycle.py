@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -92,15 +92,20 @@ def _teardown(backends: list[Backend], proxy: Child | None) -> None:
             log.warning("stopping %s failed: %s", backend.url, exc)
 
 
+def _log_hint(backend: Backend) -> Callable[[], str]:
+    """For readiness errors: the backend's last log lines, read only when needed."""
+
+    def hint() -> str:
+        text = backend.log_tail(10)
+        return f"last log lines:\n{text}" if text else ""
+
+    return hint
+
+
 def _bring_up(config: FarmConfig, backends: list[Backend]) -> None:
     """Wait for each started backend, then pull (unless --no-pull) and warm the model."""
     for backend in backends:
-        wait_ready(
-            backend.url,
-            config.ready_timeout_s,
-            backend.alive,
-            lambda b=backend: f"last log lines:\n{b.log_tail(10)}" if b.log_tail(1) else "",
-        )
+        wait_ready(backend.url, config.ready_timeout_s, backend.alive, _log_hint(backend))
         log.info("backend ready at %s", backend.url)
     for backend in backends:
         if config.pull:

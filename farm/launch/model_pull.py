@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import httpx
 
@@ -63,7 +64,7 @@ def pull_model(
         raise PullError(f"pull {model}: the stream ended before success (cut or interrupted)")
 
 
-def _decode(line: str) -> dict[str, object]:
+def _decode(line: str) -> dict[str, Any]:
     try:
         event = json.loads(line)
     except json.JSONDecodeError as exc:
