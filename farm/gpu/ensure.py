@@ -54,7 +54,7 @@ def _refuse_unfixable(config: GpuSetupConfig, run: Runner, euid: int) -> None:
     if euid != 0:
         raise SetupRefused(
             "gpu-setup must run as root (it installs packages and edits /etc): "
-            "sudo -E invoke gpu-setup"
+            'sudo "$(command -v invoke)" gpu-setup'
         )
     os_item = probe.check_os(config.root)
     if not os_item.ok:

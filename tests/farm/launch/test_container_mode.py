@@ -10,10 +10,10 @@ from .fake_engine import FakeEngine
 IMAGE = "ollama/ollama:latest"
 
 
-def _up(farm: Farm, *extra: str) -> tuple[int, int, object]:
+def _up(farm: Farm, *extra: str, mode: str = "docker") -> tuple[int, int, object]:
     front, back = free_ports(2)
     done = farm.run(
-        "up", "--mode", "docker", "--model", "gemma3:4b", "--no-pull", "--host", "127.0.0.1",
+        "up", "--mode", mode, "--model", "gemma3:4b", "--no-pull", "--host", "127.0.0.1",
         "--front-port", str(front), "--back-port", str(back), "--models-dir",
         str(farm.cwd / "ollama-home"), "--detach", *extra,
     )  # fmt: skip
@@ -57,11 +57,14 @@ def test_docker_up_sends_the_gpu_container_spec_and_down_removes_it(
     assert port_is_free(back) and port_is_free(front)
 
 
-def test_stale_container_of_the_same_name_is_replaced(farm: Farm, engine: FakeEngine) -> None:
+def test_auto_prefers_docker_and_replaces_a_stale_container(farm: Farm, engine: FakeEngine) -> None:
+    farm.install_ollama()  # present, but an answering engine wins
     stale = engine.add_container("ollama-farm")
     engine.state.images.add(IMAGE)
-    _, _, done = _up(farm)
+    _, _, done = _up(farm, mode="auto")
     assert done.returncode == 0, done.stderr
+    assert "mode auto: a Docker engine answers; using docker" in done.stderr
+    assert farm.ollama_calls() == []
     assert ("DELETE", f"/containers/{stale.id}") in engine.state.calls
     assert ("POST", "/images/create") not in engine.state.calls  # present: not pulled again
     assert [c.name for c in engine.state.containers.values()] == ["ollama-farm"]
