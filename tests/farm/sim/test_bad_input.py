@@ -2,33 +2,114 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx
 import pytest
 
 from farm.sim.testing import SimServer
 
 GEN = "/api/generate"
+M = "gemma3:4b"
+UNMARSHAL = "json: cannot unmarshal "
+TOOLS = [{"type": "function", "function": {"name": "f"}}]
+USER = [{"role": "user", "content": "x"}]
+
+
+def case(path: str, body: bytes | dict[str, Any], status: int, message: str, name: str) -> Any:
+    """One bad request: raw bytes, or a dict sent as JSON."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return pytest.param(path, raw, status, message, id=name)
+
+
 CASES = [
-    pytest.param(GEN, b"", 400, "missing request body", id="empty-body"),
-    pytest.param(GEN, b"{not json", 400, "invalid character 'n' looking for beginning of object key string", id="malformed"),
-    pytest.param(GEN, b'{"model":"gemma3:4b"', 400, "unexpected EOF", id="truncated"),
-    pytest.param(GEN, b"[1]", 400, "json: cannot unmarshal array into Go value of type api.GenerateRequest", id="not-object"),
-    pytest.param(GEN, b'{"model":"gemma3:4b","stream":"yes"}', 400, "json: cannot unmarshal string into Go struct field GenerateRequest.stream of type bool", id="stream-type"),
-    pytest.param(GEN, b'{"model":5}', 400, "json: cannot unmarshal number into Go struct field GenerateRequest.model of type string", id="model-type"),
-    pytest.param(GEN, b'{"prompt":"hi"}', 404, "model '' not found", id="generate-no-model"),
-    pytest.param("/api/chat", b'{"messages":[]}', 400, "model is required", id="chat-no-model"),
-    pytest.param(GEN, b'{"model":"bad name!","prompt":"x"}', 400, "invalid model name", id="invalid-name"),
-    pytest.param(GEN, b'{"model":"gemma3:4b","prompt":"x","keep_alive":"300"}', 400, 'time: missing unit in duration "300"', id="keep-alive-no-unit"),
-    pytest.param(GEN, b'{"model":"gemma3:4b","prompt":"x","options":{"num_ctx":"big"}}', 500, 'option "num_ctx" must be of type integer', id="option-type"),
-    pytest.param(GEN, b'{"model":"gemma3:4b","prompt":"x","raw":true,"system":"s"}', 400, "raw mode does not support template, system, or context", id="raw-system"),
-    pytest.param(GEN, b'{"model":"gemma3:4b","prompt":"x","think":true}', 400, '"gemma3:4b" does not support thinking', id="think-unsupported"),
-    pytest.param("/api/chat", b'{"model":"gemma3:4b","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}]}', 400, "registry.ollama.ai/library/gemma3:4b does not support tools", id="tools-unsupported"),
-    pytest.param("/api/embed", b'{"model":"gemma3:4b","input":5}', 400, "invalid input type", id="embed-input"),
-    pytest.param("/api/show", b"{}", 400, "model is required", id="show-no-model"),
-    pytest.param("/api/show", b'{"model":"ghost"}', 404, "model 'ghost' not found", id="show-missing"),
-    pytest.param("/api/copy", b'{"source":"ghost","destination":"x"}', 404, 'model "ghost" not found', id="copy-missing"),
-    pytest.param("/api/embeddings", b'{"model":"ghost","prompt":"x"}', 404, 'model "ghost" not found, try pulling it first', id="embeddings-missing"),
-]  # fmt: skip
+    case(GEN, b"", 400, "missing request body", "empty-body"),
+    case(
+        GEN,
+        b"{not json",
+        400,
+        "invalid character 'n' looking for beginning of object key string",
+        "malformed",
+    ),
+    case(GEN, b'{"model":"gemma3:4b"', 400, "unexpected EOF", "truncated"),
+    case(
+        GEN,
+        b"[1]",
+        400,
+        UNMARSHAL + "array into Go value of type api.GenerateRequest",
+        "not-object",
+    ),
+    case(
+        GEN,
+        {"model": M, "stream": "yes"},
+        400,
+        UNMARSHAL + "string into Go struct field GenerateRequest.stream of type bool",
+        "stream-type",
+    ),
+    case(
+        GEN,
+        {"model": 5},
+        400,
+        UNMARSHAL + "number into Go struct field GenerateRequest.model of type string",
+        "model-type",
+    ),
+    case(GEN, {"prompt": "hi"}, 404, "model '' not found", "generate-no-model"),
+    case("/api/chat", {"messages": []}, 400, "model is required", "chat-no-model"),
+    case(GEN, {"model": "bad name!", "prompt": "x"}, 400, "invalid model name", "invalid-name"),
+    case(
+        GEN,
+        {"model": M, "prompt": "x", "keep_alive": "300"},
+        400,
+        'time: missing unit in duration "300"',
+        "keep-alive-no-unit",
+    ),
+    case(
+        GEN,
+        {"model": M, "prompt": "x", "options": {"num_ctx": "big"}},
+        500,
+        'option "num_ctx" must be of type integer',
+        "option-type",
+    ),
+    case(
+        GEN,
+        {"model": M, "prompt": "x", "raw": True, "system": "s"},
+        400,
+        "raw mode does not support template, system, or context",
+        "raw-system",
+    ),
+    case(
+        GEN,
+        {"model": M, "prompt": "x", "think": True},
+        400,
+        '"gemma3:4b" does not support thinking',
+        "think-unsupported",
+    ),
+    case(
+        "/api/chat",
+        {"model": M, "messages": USER, "tools": TOOLS},
+        400,
+        "registry.ollama.ai/library/gemma3:4b does not support tools",
+        "tools-unsupported",
+    ),
+    case("/api/embed", {"model": M, "input": 5}, 400, "invalid input type", "embed-input"),
+    case("/api/show", {}, 400, "model is required", "show-no-model"),
+    case("/api/show", {"model": "ghost"}, 404, "model 'ghost' not found", "show-missing"),
+    case(
+        "/api/copy",
+        {"source": "ghost", "destination": "x"},
+        404,
+        'model "ghost" not found',
+        "copy-missing",
+    ),
+    case(
+        "/api/embeddings",
+        {"model": "ghost", "prompt": "x"},
+        404,
+        'model "ghost" not found, try pulling it first',
+        "embeddings-missing",
+    ),
+]
 
 
 @pytest.mark.parametrize(("path", "body", "status", "message"), CASES)
