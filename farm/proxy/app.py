@@ -113,6 +113,8 @@ class ProxyApp:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout_s),
             auto_decompress=False,
             trust_env=False,
+            # A shared jar would replay one client's cookies on another client's requests.
+            cookie_jar=aiohttp.DummyCookieJar(),
             # Forward only the client's headers; aiohttp would otherwise add its own.
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         )

@@ -36,7 +36,7 @@ VOLATILE = {
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[SimServer, ProxyServer]]:
     """One simulator and one proxy in front of it, shared by the read-mostly tests."""
-    with SimServer(num_parallel=4, **FAST) as sim, ProxyServer([sim.url]) as proxy:
+    with SimServer(num_parallel=4, pull_ms=40, **FAST) as sim, ProxyServer([sim.url]) as proxy:
         yield sim, proxy
 
 
@@ -80,6 +80,53 @@ def test_official_client_chat_list_ps_and_errors_match(pair):
             seen.append((pieces, names, loaded, missing.value.status_code, missing.value.error))
     assert seen[1] == seen[0]
     assert seen[0][3] == 404
+
+
+def test_official_client_embed_show_pull_copy_delete_and_blobs_match(pair, tmp_path):
+    sim, proxy = pair
+    blob = tmp_path / "weights.bin"
+    blob.write_bytes(b"not really a model" * 1000)
+    seen = []
+    for url, copy in ((sim.url, "copy-direct:1"), (proxy.url, "copy-proxied:1")):
+        with ollama.Client(host=url) as client:
+            embed = client.embed(model=MODEL, input=["a", "b"])
+            show = client.show(MODEL)
+            pulled = [event.status for event in client.pull("qwen3:0.6b", stream=True)]
+            removed = client.delete("qwen3:0.6b").status
+            copied = client.copy(MODEL, copy).status
+            digest = client.create_blob(blob)
+            head = httpx.head(f"{url}/api/blobs/{digest}", trust_env=False).status_code
+            seen.append((embed.embeddings, show.details, pulled, removed, copied, digest, head))
+    assert seen[1] == seen[0]
+    assert seen[0][2][0] == "pulling manifest" and seen[0][2][-1] == "success"
+    assert seen[0][3:5] == ("success", "success") and seen[0][6] == 200
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_curl_openai_sse_stream_is_identical_direct_and_proxied(pair):
+    sim, proxy = pair
+    body = json.dumps(
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+            "max_tokens": 5,
+            "seed": 2,
+        }
+    )
+    events = []
+    for url in (sim.url, proxy.url):
+        out = subprocess.run(
+            ["curl", "-sSN", "--fail-with-body", url + "/v1/chat/completions", "-d", body],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        ).stdout.decode()
+        frames = [f for f in out.split("\n\n") if f]
+        assert frames[-1] == "data: [DONE]"
+        docs = [json.loads(f.removeprefix("data: ")) for f in frames[:-1]]
+        events.append([[c["delta"] for c in d["choices"]] for d in docs])
+    assert events[1] == events[0]
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
