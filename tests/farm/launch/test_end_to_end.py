@@ -7,6 +7,8 @@ from __future__ import annotations
 import ollama
 import psutil
 
+from farm.sim.testing import SimServer
+
 from .conftest import Farm, free_ports, port_is_free
 
 
@@ -66,3 +68,18 @@ def test_replicas_get_consecutive_back_ports_and_each_warms_the_model(farm: Farm
     assert urls == [f"http://127.0.0.1:{back}", f"http://127.0.0.1:{back + 1}"]
     status = farm.run("status").stdout
     assert status.count("loaded: gemma3:4b") == 2
+
+
+def test_backend_url_is_fronted_but_never_stopped(farm: Farm) -> None:
+    front = free_ports(1)[0]
+    with SimServer(env={"FARM_SIM_LOAD_MS": "20"}) as sim:
+        up = farm.run(
+            "up", "--backend-url", sim.url, "--model", "gemma3:4b", "--no-pull", "--detach",
+            "--host", "127.0.0.1", "--front-port", str(front),
+        )  # fmt: skip
+        assert up.returncode == 0, up.stderr
+        assert farm.state()["mode"] == "external"
+        assert f"backend 1: external {sim.url}" in farm.run("status").stdout
+        assert farm.run("down").returncode == 0
+        assert sim.state()["models"]["gemma3:4b"]["loaded"]  # still running, still warm
+    assert port_is_free(front)
