@@ -46,6 +46,9 @@ def check(config: GpuSetupConfig, run: Runner, euid: int) -> list[Item]:
     if items[3].ok and items[4].ok:
         items.append(probe.check_docker_runtime(run))
         items.append(probe.check_gpu_container(run, config.cuda_image))
+    else:
+        items.append(Item("docker-runtime", "missing", "Docker is not running"))
+        items.append(Item("gpu-container", "missing", "Docker is not running"))
     return items
 
 

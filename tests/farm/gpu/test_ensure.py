@@ -120,11 +120,15 @@ def test_check_reports_every_item_and_changes_nothing(host: Host) -> None:
     assert all(line.startswith("ok ") for line in ready.stdout.splitlines())
 
 
-def test_check_on_a_host_without_driver_reports_it_missing(host: Host) -> None:
+def test_check_on_a_broken_host_still_reports_every_item(host: Host) -> None:
     host.flag("no-driver")
+    host.flag("docker-stopped")
     done = host.run("--check")
     assert done.returncode == 1
-    assert any(line.startswith("wrong    driver") for line in done.stdout.splitlines())
+    states = {line.split()[1]: line.split()[0] for line in done.stdout.splitlines()}
+    assert states["driver"] == "wrong" and states["docker-running"] == "missing"
+    assert states["gpu-container"] == "missing" and len(states) == 11
+    assert _changing_calls(host) == []
 
 
 def test_not_root_is_refused_before_any_probe(host: Host) -> None:

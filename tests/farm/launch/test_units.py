@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from farm.errors import ConfigError, PreflightError, PullError, WarmupError
 from farm.launch.model_pull import pull_model
 from farm.launch.models_dir import detect, ensure_usable
 from farm.launch.proxy_process import proxy_argv
+from farm.launch.status import gpu_memory
 from farm.launch.warmup import keep_alive_value, warm_up
 from farm.sim.testing import SimServer
 
@@ -137,3 +139,13 @@ def test_pull_from_an_unreachable_backend_is_one_line() -> None:
 
     with pytest.raises(PullError, match="connection to http://backend failed"):
         pull_model("http://backend", "gemma3:4b", transport=httpx.MockTransport(refuse))
+
+
+def test_status_reads_gpu_memory_from_nvidia_smi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 5123, 81559'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert gpu_memory() == ("NVIDIA H100 80GB HBM3: 5123/81559 MiB",)
