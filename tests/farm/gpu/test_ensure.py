@@ -136,3 +136,11 @@ def test_not_root_is_refused_before_any_probe(host: Host) -> None:
     with pytest.raises(SetupRefused, match="must run as root"):
         ensure(config, run_command, euid=1000)
     assert host.calls() == []
+
+
+def test_unreachable_nvidia_repo_is_one_line_and_writes_nothing(host: Host) -> None:
+    host.env["FARM_NVIDIA_REPO"] = "http://127.0.0.1:9"  # discard port: nothing listens
+    done = host.run()
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "cannot fetch NVIDIA's apt repository" in done.stderr
+    assert not (host.root / KEYRING).exists() and _changing_calls(host) == []

@@ -149,3 +149,18 @@ def test_status_reads_gpu_memory_from_nvidia_smi(
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     assert gpu_memory() == ("NVIDIA H100 80GB HBM3: 5123/81559 MiB",)
+
+
+def test_warm_up_pins_the_options_and_keep_alive_the_proxy_pins() -> None:
+    seen: list[dict[str, object]] = []
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, json={"done": True, "load_duration": 7, "total_duration": 9})
+
+    result = warm_up(
+        "http://b", "gemma3:4b", "-1", 8192, 20, transport=httpx.MockTransport(backend)
+    )
+    assert (result.load_duration_ns, result.total_duration_ns) == (7, 9)
+    assert seen[0]["keep_alive"] == -1 and seen[0]["stream"] is False
+    assert seen[0]["options"] == {"num_ctx": 8192, "num_gpu": 20, "num_predict": 1}
