@@ -41,27 +41,28 @@ def pull_model(
                 resp.read()
                 raise PullError(f"pull {model}: HTTP {resp.status_code}: {_error_of(resp.text)}")
             for line in resp.iter_lines():
-                if not line.strip():
-                    continue
-                event = _decode(line)
-                if "error" in event:
-                    raise PullError(f"pull {model}: {event['error']}")
-                status = str(event.get("status", ""))
-                if event.get("digest") and event.get("total"):
-                    label = status.removeprefix("pulling ")
-                    bars.update(
-                        str(event["digest"]),
-                        label,
-                        int(event.get("completed", 0)),
-                        int(event["total"]),
-                    )
-                elif status:
-                    log.info("pull %s: %s", model, status)
-                seen_success = seen_success or status == "success"
+                if line.strip():
+                    status = _show(model, _decode(line), bars)
+                    seen_success = seen_success or status == "success"
     except httpx.HTTPError as exc:
         raise PullError(f"pull {model}: connection to {base_url} failed ({exc})") from exc
     if not seen_success:
         raise PullError(f"pull {model}: the stream ended before success (cut or interrupted)")
+
+
+def _show(model: str, event: dict[str, Any], bars: PullProgress) -> str:
+    """Draw one progress event (or log a phase); returns its status; raises on an error line."""
+    if "error" in event:
+        raise PullError(f"pull {model}: {event['error']}")
+    status = str(event.get("status", ""))
+    if event.get("digest") and event.get("total"):
+        label = status.removeprefix("pulling ")
+        bars.update(
+            str(event["digest"]), label, int(event.get("completed", 0)), int(event["total"])
+        )
+    elif status:
+        log.info("pull %s: %s", model, status)
+    return status
 
 
 def _decode(line: str) -> dict[str, Any]:
