@@ -124,6 +124,7 @@ def ensure(config: GpuSetupConfig, run: Runner, euid: int) -> SetupReport:
         changes.append(f"configured {daemon_json.DAEMON_JSON} (nvidia default runtime)")
     # dockerd registers its GPU device driver only at start, and reads daemon.json only then.
     if changes or not probe.check_docker_runtime(run).ok:
+        log.warning("restarting docker: running containers stop unless live-restore is set")
         res = run(["systemctl", "restart", "docker"], 300.0)
         if res.rc != 0:
             raise SetupError(f"systemctl restart docker failed: {res.text or f'rc {res.rc}'}")

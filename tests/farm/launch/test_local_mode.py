@@ -138,3 +138,22 @@ def test_a_backend_that_dies_at_start_is_reported_and_nothing_is_left(farm: Farm
     assert "Error: listen tcp: bind: refused" in done.stderr
     assert not farm.state_file.exists()
     assert port_is_free(front)
+
+
+def test_a_backend_dying_under_a_foreground_farm_stops_the_rest(farm: Farm) -> None:
+    farm.install_ollama()
+    front, back = free_ports(2)
+    proc = farm.popen(
+        "up", "--mode", "local", "--model", "gemma3:4b", "--no-pull", "--host", "127.0.0.1",
+        "--front-port", str(front), "--back-port", str(back),
+    )  # fmt: skip
+    try:
+        assert _wait(farm.state_file.exists, 30)
+        state = farm.state()
+        os.kill(state["backends"][0]["pid"], signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        _reap(proc)
+    assert proc.returncode == 1
+    assert f"farm: error: backend http://127.0.0.1:{back} exited; stopping the farm" in err
+    assert _gone(state["proxy_pid"]) and not farm.state_file.exists()
