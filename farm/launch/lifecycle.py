@@ -82,14 +82,23 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _teardown(backends: list[Backend], proxy: Child | None) -> None:
-    """Stop the proxy, then the backends in reverse order; report but survive failures."""
-    if proxy is not None:
-        proxy.stop()
-    for backend in reversed(backends):
-        try:
-            backend.stop()
-        except (FarmError, OSError) as exc:
-            log.warning("stopping %s failed: %s", backend.url, exc)
+    """Stop the proxy, then the backends in reverse order; report but survive failures.
+
+    A second Ctrl-C (or SIGTERM) while stopping is ignored, so a half-finished teardown cannot
+    leave children behind; each stop is bounded by SIGKILL after a grace period anyway."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if proxy is not None:
+            proxy.stop()
+        for backend in reversed(backends):
+            try:
+                backend.stop()
+            except (FarmError, OSError) as exc:
+                log.warning("stopping %s failed: %s", backend.url, exc)
+    finally:
+        for sig, handler in previous.items():
+            # None means "installed outside Python": the default action is the closest match.
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def _log_hint(backend: Backend) -> Callable[[], str]:
