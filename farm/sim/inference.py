@@ -41,6 +41,7 @@ class Framing(Protocol):
     """How one API family writes pieces, the final chunk, whole replies and errors."""
 
     content_type: str
+    json_type: str
 
     def piece(self, text: str, thinking: bool) -> bytes:
         """One streamed piece of text (or reasoning), framed (NDJSON line or SSE event)."""
@@ -94,7 +95,7 @@ async def serve(sim: Simulator, exchange: Exchange, plan: Plan, framing: Framing
             else:
                 async for _ in generation.pieces():
                     pass
-                await exchange.json(200, framing.whole(metrics))
+                await exchange.json(200, framing.whole(metrics), framing.json_type)
         sim.stats.finished += 1
     except ClientGone:
         sim.stats.cancelled += 1

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from farm.sim.errors import ApiError
-from farm.sim.exchange import SSE_TYPE, Exchange, encode_json
+from farm.sim.exchange import PLAIN_JSON_TYPE, SSE_TYPE, Exchange, encode_json
 from farm.sim.generation import RunMetrics
 
 DONE = b"data: [DONE]\n\n"
@@ -30,6 +30,7 @@ class SseFraming:
     ident: str = field(default_factory=lambda: str(random.randint(0, 998)))
     created: int = field(default_factory=lambda: int(time.time()))
     content_type: str = SSE_TYPE
+    json_type: str = PLAIN_JSON_TYPE
     _first: bool = True
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from farm.sim.decode import Fields, json_kind, parse_body
 from farm.sim.durations import keep_alive_from_json
 from farm.sim.errors import ApiError, BadRequest, RunnerFailure
-from farm.sim.exchange import NDJSON_TYPE, Exchange, encode_json
+from farm.sim.exchange import JSON_TYPE, NDJSON_TYPE, Exchange, encode_json
 from farm.sim.generation import RunMetrics
 from farm.sim.inference import Plan, serve
 from farm.sim.options import parse_options
@@ -26,6 +26,7 @@ class NativeFraming:
     chat: bool
     context: list[int] | None = None
     content_type: str = NDJSON_TYPE
+    json_type: str = JSON_TYPE
 
     def _head(self, text: str, thinking: str = "") -> dict[str, Any]:
         head: dict[str, Any] = {"model": self.model, "created_at": utc_now()}
@@ -81,29 +82,30 @@ def _check_format_and_logprobs(fields: Fields) -> None:
     raise RunnerFailure(f'invalid format: {shown}; expected "json" or a valid JSON Schema object')
 
 
-def _common(sim: Simulator, fields: Fields, model: LocalModel) -> tuple[Any, Any, float | None]:
-    runner_options, sampling = parse_options(
-        fields.obj("options"), sim.config.context_length, sim.model_params(model)
-    )
-    keep_alive = keep_alive_from_json(fields.data.get("keep_alive"))
-    return runner_options, sampling, keep_alive
+def _options(sim: Simulator, fields: Fields, model: LocalModel) -> tuple[Any, Any]:
+    return parse_options(fields.obj("options"), sim.config.context_length, sim.model_params(model))
 
 
-def _check_think(fields: Fields, model: LocalModel, sent: str) -> bool:
-    """Validate `think`; True when the answer starts with reasoning.
+def _decode_think(fields: Fields) -> bool | str | None:
+    """`think` as decoded (bad values fail at decode time, before any model look-up)."""
+    think = fields.data.get("think")
+    if isinstance(think, str) and think not in ("low", "medium", "high", "max"):
+        levels = '"low", "medium", "high", "max", true, or false'
+        raise BadRequest(f'invalid think value: "{think}" (must be {levels})')
+    if think is not None and not isinstance(think, bool | str):
+        raise BadRequest("think must be a boolean or string")
+    return think
+
+
+def _thinks(think: bool | str | None, model: LocalModel, sent: str) -> bool:
+    """True when the answer starts with reasoning.
 
     Thinking-capable models think when the field is omitted (Ollama's current default).
     """
-    think = fields.data.get("think")
     if think is None:
         return "thinking" in model.capabilities
     if think is False:
         return False
-    if isinstance(think, str) and think not in ("low", "medium", "high", "max"):
-        levels = '"low", "medium", "high", "max", true, or false'
-        raise BadRequest(f'invalid think value: "{think}" (must be {levels})')
-    if not isinstance(think, bool | str):
-        raise BadRequest("think must be a boolean or string")
     if "thinking" not in model.capabilities:
         raise BadRequest(f'"{sent}" does not support thinking')
     return True
@@ -120,6 +122,10 @@ async def generate(sim: Simulator, exchange: Exchange) -> None:
         fields.string("template"),
     )
     stream, raw = fields.boolean("stream"), fields.boolean("raw")
+    keep_alive, think_field = (
+        keep_alive_from_json(fields.data.get("keep_alive")),
+        _decode_think(fields),
+    )
     context = fields.array("context", "[]int")
     suffix = fields.string("suffix")
     _check_format_and_logprobs(fields)
@@ -130,8 +136,8 @@ async def generate(sim: Simulator, exchange: Exchange) -> None:
         raise BadRequest(f'"{sent}" does not support generate')
     if suffix and "insert" not in model.capabilities:
         raise BadRequest(f'"{sent}" does not support insert')
-    think = _check_think(fields, model, sent)
-    runner_options, sampling, keep_alive = _common(sim, fields, model)
+    think = _thinks(think_field, model, sent)
+    runner_options, sampling = _options(sim, fields, model)
     if not prompt and not fields.data.get("images"):
         await _load_or_unload(
             sim, exchange, sent, model, runner_options, keep_alive, {"response": ""}
@@ -173,6 +179,10 @@ async def chat(sim: Simulator, exchange: Exchange) -> None:
     fields = Fields(parse_body(await exchange.body(), "ChatRequest"), "ChatRequest")
     sent = fields.string("model")
     stream = fields.boolean("stream")
+    keep_alive, think_field = (
+        keep_alive_from_json(fields.data.get("keep_alive")),
+        _decode_think(fields),
+    )
     contents = _messages(fields)
     tools = fields.array("tools", "api.Tools")
     _check_format_and_logprobs(fields)
@@ -182,8 +192,8 @@ async def chat(sim: Simulator, exchange: Exchange) -> None:
     if tools and "tools" not in model.capabilities:
         full = f"{model.name.host}/{model.name.namespace}/{model.name.model}:{model.name.tag}"
         raise BadRequest(f"{full} does not support tools")
-    think = _check_think(fields, model, sent)
-    runner_options, sampling, keep_alive = _common(sim, fields, model)
+    think = _thinks(think_field, model, sent)
+    runner_options, sampling = _options(sim, fields, model)
     if not contents:
         empty = {"message": {"role": "assistant", "content": ""}}
         await _load_or_unload(sim, exchange, sent, model, runner_options, keep_alive, empty)

@@ -14,7 +14,7 @@ from typing import Any
 
 from farm.sim.decode import Fields, parse_body
 from farm.sim.errors import ApiError, BadRequest, NotFound
-from farm.sim.exchange import Exchange
+from farm.sim.exchange import PLAIN_JSON_TYPE, Exchange
 from farm.sim.inference import Plan, serve
 from farm.sim.openai_framing import SseFraming, error_body
 from farm.sim.options import Sampling, parse_options
@@ -157,7 +157,7 @@ def _model_object(sim: Simulator, model: Any, ident: str) -> dict[str, Any]:
 async def models(sim: Simulator, exchange: Exchange) -> None:
     """`GET /v1/models` (`"data": null` when no model is present, as Ollama does)."""
     data = [_model_object(sim, m, m.name.display) for m in sim.store.models()]
-    await exchange.json(200, {"object": "list", "data": data or None})
+    await exchange.json(200, {"object": "list", "data": data or None}, PLAIN_JSON_TYPE)
 
 
 @openai_errors
@@ -168,7 +168,7 @@ async def model(sim: Simulator, exchange: Exchange) -> None:
         found = sim.find(ident)
     except (NotFound, BadRequest) as exc:
         raise NotFound(f'model "{ident}" not found') from exc
-    await exchange.json(200, _model_object(sim, found, ident))
+    await exchange.json(200, _model_object(sim, found, ident), PLAIN_JSON_TYPE)
 
 
 @openai_errors
@@ -206,4 +206,4 @@ async def embeddings(sim: Simulator, exchange: Exchange) -> None:
         "model": sent,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
-    await exchange.json(200, body)
+    await exchange.json(200, body, PLAIN_JSON_TYPE)

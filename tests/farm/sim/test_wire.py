@@ -86,6 +86,7 @@ def test_openai_non_stream_is_the_default(sim: SimServer) -> None:
     with httpx.Client(base_url=sim.url, trust_env=False) as http:
         reply = http.post("/v1/completions", json={"model": MODEL, "prompt": "x", "max_tokens": 2})
         body = reply.json()
+        assert reply.headers["content-type"] == "application/json"
         assert body["object"] == "text_completion" and body["id"].startswith("cmpl-")
         assert body["usage"]["completion_tokens"] == 2
         listing = http.get("/v1/models").json()
@@ -147,7 +148,7 @@ def test_openai_models_and_embeddings(sim: SimServer) -> None:
         assert bad.status_code == 400 and bad.json()["error"]["message"] == "invalid input"
 
 
-def test_empty_store_lists_nothing() -> None:
+def test_empty_store_lists_nothing_and_says_it_is_synthetic() -> None:
     with (
         SimServer(empty_store=True) as sim,
         httpx.Client(base_url=sim.url, trust_env=False) as http,
@@ -155,3 +156,5 @@ def test_empty_store_lists_nothing() -> None:
         assert http.get("/api/tags").json() == {"models": []}
         assert http.get("/v1/models").json() == {"object": "list", "data": None}
         assert http.head("/api/blobs/sha256:nothex").status_code == 400
+        assert sim.state()["synthetic"] is True and sim.state()["models"] == {}
+    assert "SYNTHETIC Ollama backend" in sim.output().splitlines()[0]
