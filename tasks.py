@@ -3,6 +3,7 @@ and calls one library function; the logic lives in the packages."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 
@@ -55,8 +56,6 @@ def test(c: Context, args: str = "") -> None:
 
 def _quoted(args: list[str]) -> list[str]:
     """Shell-quote arguments for `_python`, which joins them into one command line."""
-    import shlex
-
     return [shlex.quote(a) for a in args]
 
 
