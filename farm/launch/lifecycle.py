@@ -176,7 +176,10 @@ def up(config: FarmConfig, cwd: Path) -> state.FarmState:
     log_dir = config.state_dir / "logs"
     started: list[Backend] = []
     proxy: Child | None = None
+    detached = False
     with _sigterm_as_interrupt():
+        # One try block from the first start to the end of supervision: a signal landing between
+        # any two steps (even just after the state file is written) still tears everything down.
         try:
             backends = build_backends(config, plan, log_dir)
             for backend in backends:
@@ -187,22 +190,20 @@ def up(config: FarmConfig, cwd: Path) -> state.FarmState:
             wait_proxy(config, proxy)
             record = _record(config, plan.mode, backends, proxy)
             state.save(config.state_dir, record)
-        except BaseException:
-            _teardown(started, proxy)
-            raise
-        log.info(
-            "farm ready: %s (model %s, %d slots)",
-            record.front_url,
-            config.model,
-            config.num_parallel,
-        )
-        if config.detach:
-            return record
-        try:
+            log.info(
+                "farm ready: %s (model %s, %d slots)",
+                record.front_url,
+                config.model,
+                config.num_parallel,
+            )
+            if config.detach:
+                detached = True
+                return record
             _supervise(backends, proxy)
         finally:
-            _teardown(started, proxy)
-            state.remove(config.state_dir)
+            if not detached:
+                _teardown(started, proxy)
+                state.remove(config.state_dir)
     return record
 
 
