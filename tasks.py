@@ -3,6 +3,7 @@ and calls one library function; the logic lives in the packages."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 
@@ -51,6 +52,110 @@ def test(c: Context, args: str = "") -> None:
     """Run the test suite through nox (the same command CI runs)."""
     rest = f" -- {args}" if args else ""
     c.run(f"{sys.executable} -m nox -s tests{rest}", pty=sys.stdout.isatty())
+
+
+def _quoted(args: list[str]) -> list[str]:
+    """Shell-quote arguments for `_python`, which joins them into one command line."""
+    return [shlex.quote(a) for a in args]
+
+
+@task(help={"check": "report each item (ok/missing/wrong) and change nothing"})
+def gpu_setup(c: Context, check: bool = False) -> None:
+    """Prepare this Ubuntu 24.04 host's Docker for NVIDIA GPUs (run as root; idempotent)."""
+    _python(c, "farm.gpu", _flag("check", check))
+
+
+@task(
+    iterable=["backend_url"],
+    auto_shortflags=False,
+    help={
+        "model": "MODEL[:tag] to serve (required), e.g. gemma3:4b",
+        "num_parallel": "parallel slots (OLLAMA_NUM_PARALLEL), default 4",
+        "gpu_layers": "num_gpu layers; -1 = as many as fit",
+        "front_port": "proxy port clients use (8080)",
+        "back_port": "backend port; replicas take the next ones (11434)",
+        "host": "proxy bind address (0.0.0.0)",
+        "back_host": "where the back port is published (127.0.0.1)",
+        "mode": "auto | docker | local | sim",
+        "models_dir": "model cache dir (auto-detected)",
+        "keepalive": "keep the model loaded this long (1h)",
+        "ctx": "num_ctx pinned for every request (4096)",
+        "pull": "/api/pull the model first (default; --no-pull skips it)",
+        "backend_url": "use a running Ollama instead (repeatable)",
+        "replicas": "N backends (weights duplicated)",
+        "image": "Docker image (ollama/ollama:latest)",
+        "name": "container/process name prefix (ollama-farm)",
+        "detach": "leave it running; `invoke down` stops it",
+        "max_queue": "OLLAMA_MAX_QUEUE",
+        "flash_attention": "OLLAMA_FLASH_ATTENTION=1",
+        "cpu": "run without requesting a GPU",
+    },
+)
+def up(
+    c: Context,
+    model: str = "",
+    num_parallel: int = 4,
+    gpu_layers: int = -1,
+    front_port: int = 8080,
+    back_port: int = 11434,
+    host: str | None = None,
+    back_host: str | None = None,
+    mode: str = "auto",
+    models_dir: str | None = None,
+    keepalive: str | None = None,
+    ctx: int = 4096,
+    pull: bool = True,
+    backend_url: list[str] | None = None,
+    replicas: int = 1,
+    image: str | None = None,
+    name: str | None = None,
+    detach: bool = False,
+    max_queue: int | None = None,
+    flash_attention: bool = False,
+    cpu: bool = False,
+) -> None:
+    """Start one warm Ollama backend with N slots and the proxy in front (`python -m farm up`)."""
+    if not model:
+        # A keyword, not a positional: invoke would otherwise swallow `--help` as the model.
+        raise Exit("invoke up: --model is required, e.g. invoke up --model gemma3:4b", code=2)
+    args = ["up", "--model", model]
+    for flag, value in [
+        ("num-parallel", num_parallel), ("gpu-layers", gpu_layers), ("front-port", front_port),
+        ("back-port", back_port), ("host", host), ("back-host", back_host), ("mode", mode),
+        ("models-dir", models_dir), ("keepalive", keepalive), ("ctx", ctx),
+        ("no-pull", not pull), ("replicas", replicas), ("image", image), ("name", name),
+        ("detach", detach), ("max-queue", max_queue), ("flash-attention", flash_attention),
+        ("cpu", cpu),
+    ]:  # fmt: skip
+        args += _flag(flag, value)
+    for url in backend_url or []:
+        args += ["--backend-url", url]
+    _python(c, "farm", _quoted(args))
+
+
+@task
+def down(c: Context) -> None:
+    """Stop what `invoke up` started (containers, processes, proxy)."""
+    _python(c, "farm", ["down"])
+
+
+@task
+def status(c: Context) -> None:
+    """Show backends, loaded model, slots, in-flight streams and GPU memory."""
+    _python(c, "farm", ["status"])
+
+
+@task(
+    help={
+        "no_follow": "print and exit instead of following",
+        "tail": "lines of history (100)",
+        "replica": "which backend, 1-based (1)",
+    }
+)
+def logs(c: Context, no_follow: bool = False, tail: int = 100, replica: int = 1) -> None:
+    """Follow the backend's logs."""
+    args = ["logs", "--tail", str(tail), "--replica", str(replica)] + _flag("no-follow", no_follow)
+    _python(c, "farm", args)
 
 
 @task

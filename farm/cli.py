@@ -21,6 +21,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose errors become ConfigError (one line) instead of usage + exit."""
 
     def error(self, message: str) -> NoReturn:
+        """Raise instead of printing usage and exiting: the entry point prints one line."""
         raise ConfigError(message)
 
 

@@ -46,6 +46,9 @@ def check(config: GpuSetupConfig, run: Runner, euid: int) -> list[Item]:
     if items[3].ok and items[4].ok:
         items.append(probe.check_docker_runtime(run))
         items.append(probe.check_gpu_container(run, config.cuda_image))
+    else:
+        items.append(Item("docker-runtime", "missing", "Docker is not running"))
+        items.append(Item("gpu-container", "missing", "Docker is not running"))
     return items
 
 
@@ -54,7 +57,7 @@ def _refuse_unfixable(config: GpuSetupConfig, run: Runner, euid: int) -> None:
     if euid != 0:
         raise SetupRefused(
             "gpu-setup must run as root (it installs packages and edits /etc): "
-            "sudo -E invoke gpu-setup"
+            'sudo "$(command -v invoke)" gpu-setup'
         )
     os_item = probe.check_os(config.root)
     if not os_item.ok:
@@ -121,6 +124,7 @@ def ensure(config: GpuSetupConfig, run: Runner, euid: int) -> SetupReport:
         changes.append(f"configured {daemon_json.DAEMON_JSON} (nvidia default runtime)")
     # dockerd registers its GPU device driver only at start, and reads daemon.json only then.
     if changes or not probe.check_docker_runtime(run).ok:
+        log.warning("restarting docker: running containers stop unless live-restore is set")
         res = run(["systemctl", "restart", "docker"], 300.0)
         if res.rc != 0:
             raise SetupError(f"systemctl restart docker failed: {res.text or f'rc {res.rc}'}")

@@ -60,7 +60,7 @@ class Child:
         if self._proc is None:
             return None
         try:
-            return psutil.Process(self._proc.pid).create_time()
+            return float(psutil.Process(self._proc.pid).create_time())
         except psutil.Error:
             return None
 

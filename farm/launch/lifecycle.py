@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -28,7 +28,7 @@ from farm.launch.external import ExternalBackend
 from farm.launch.model_pull import pull_model
 from farm.launch.plan import Plan, preflight
 from farm.launch.process import local_backend, sim_backend
-from farm.launch.proxy_process import probe_url, start_proxy
+from farm.launch.proxy_process import probe_url, spawn_proxy, wait_proxy
 from farm.launch.warmup import warm_up
 
 log = logging.getLogger(__name__)
@@ -82,27 +82,39 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _teardown(backends: list[Backend], proxy: Child | None) -> None:
-    """Stop the proxy, then the backends in reverse order; report but survive failures."""
-    if proxy is not None:
-        proxy.stop()
-    for backend in reversed(backends):
-        try:
-            backend.stop()
-        except (FarmError, OSError) as exc:
-            log.warning("stopping %s failed: %s", backend.url, exc)
+    """Stop the proxy, then the backends in reverse order; report but survive failures.
+
+    A second Ctrl-C (or SIGTERM) while stopping is ignored, so a half-finished teardown cannot
+    leave children behind; each stop is bounded by SIGKILL after a grace period anyway."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if proxy is not None:
+            proxy.stop()
+        for backend in reversed(backends):
+            try:
+                backend.stop()
+            except (FarmError, OSError) as exc:
+                log.warning("stopping %s failed: %s", backend.url, exc)
+    finally:
+        for sig, handler in previous.items():
+            # None means "installed outside Python": the default action is the closest match.
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
-def _bring_up(config: FarmConfig, backends: list[Backend], started: list[Backend]) -> None:
+def _log_hint(backend: Backend) -> Callable[[], str]:
+    """For readiness errors: the backend's last log lines, read only when needed."""
+
+    def hint() -> str:
+        text = backend.log_tail(10)
+        return f"last log lines:\n{text}" if text else ""
+
+    return hint
+
+
+def _bring_up(config: FarmConfig, backends: list[Backend]) -> None:
+    """Wait for each started backend, then pull (unless --no-pull) and warm the model."""
     for backend in backends:
-        started.append(backend)
-        backend.start()
-    for backend in backends:
-        wait_ready(
-            backend.url,
-            config.ready_timeout_s,
-            backend.alive,
-            lambda b=backend: f"last log lines:\n{b.log_tail(10)}" if b.log_tail(1) else "",
-        )
+        wait_ready(backend.url, config.ready_timeout_s, backend.alive, _log_hint(backend))
         log.info("backend ready at %s", backend.url)
     for backend in backends:
         if config.pull:
@@ -164,29 +176,34 @@ def up(config: FarmConfig, cwd: Path) -> state.FarmState:
     log_dir = config.state_dir / "logs"
     started: list[Backend] = []
     proxy: Child | None = None
+    detached = False
     with _sigterm_as_interrupt():
+        # One try block from the first start to the end of supervision: a signal landing between
+        # any two steps (even just after the state file is written) still tears everything down.
         try:
             backends = build_backends(config, plan, log_dir)
-            _bring_up(config, backends, started)
-            proxy = start_proxy(config, [b.url for b in backends], log_dir)
+            for backend in backends:
+                started.append(backend)
+                backend.start()
+            proxy = spawn_proxy(config, [b.url for b in backends], log_dir)
+            _bring_up(config, backends)
+            wait_proxy(config, proxy)
             record = _record(config, plan.mode, backends, proxy)
             state.save(config.state_dir, record)
-        except BaseException:
-            _teardown(started, proxy)
-            raise
-        log.info(
-            "farm ready: %s (model %s, %d slots)",
-            record.front_url,
-            config.model,
-            config.num_parallel,
-        )
-        if config.detach:
-            return record
-        try:
+            log.info(
+                "farm ready: %s (model %s, %d slots)",
+                record.front_url,
+                config.model,
+                config.num_parallel,
+            )
+            if config.detach:
+                detached = True
+                return record
             _supervise(backends, proxy)
         finally:
-            _teardown(started, proxy)
-            state.remove(config.state_dir)
+            if not detached:
+                _teardown(started, proxy)
+                state.remove(config.state_dir)
     return record
 
 

@@ -41,6 +41,9 @@ def backend_logs(record: BackendRecord, lines: int = 100, follow: bool = True) -
             yield bytes(chunk).decode("utf-8", errors="replace")
         return
     if record.log_path:
-        yield from _follow_file(Path(record.log_path), lines, follow)
+        path = Path(record.log_path)
+        if not path.is_file():
+            raise StateError(f"{record.name}: its log {path} is gone")
+        yield from _follow_file(path, lines, follow)
         return
     raise StateError(f"{record.url} is an external backend; its logs are not ours to read")

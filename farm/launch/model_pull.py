@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import httpx
 
@@ -18,13 +19,19 @@ from farm.launch.progress import PullProgress
 log = logging.getLogger(__name__)
 
 
-def pull_model(base_url: str, model: str, timeout_s: float = 3600.0) -> None:
-    """Pull `model` on the backend at `base_url`; PullError with the server's reason on failure."""
+def pull_model(
+    base_url: str,
+    model: str,
+    timeout_s: float = 3600.0,
+    transport: httpx.BaseTransport | None = None,
+) -> None:
+    """Pull `model` on the backend at `base_url`; PullError with the server's reason on failure.
+    `transport` is httpx's seam (tests pass a MockTransport)."""
     timeout = httpx.Timeout(30.0, read=timeout_s)
     seen_success = False
     try:
         with (
-            httpx.Client(timeout=timeout, trust_env=False) as client,
+            httpx.Client(timeout=timeout, trust_env=False, transport=transport) as client,
             client.stream(
                 "POST", f"{base_url}/api/pull", json={"model": model, "stream": True}
             ) as resp,
@@ -34,30 +41,31 @@ def pull_model(base_url: str, model: str, timeout_s: float = 3600.0) -> None:
                 resp.read()
                 raise PullError(f"pull {model}: HTTP {resp.status_code}: {_error_of(resp.text)}")
             for line in resp.iter_lines():
-                if not line.strip():
-                    continue
-                event = _decode(line)
-                if "error" in event:
-                    raise PullError(f"pull {model}: {event['error']}")
-                status = str(event.get("status", ""))
-                if event.get("digest") and event.get("total"):
-                    label = status.removeprefix("pulling ")
-                    bars.update(
-                        str(event["digest"]),
-                        label,
-                        int(event.get("completed", 0)),
-                        int(event["total"]),
-                    )
-                elif status:
-                    log.info("pull %s: %s", model, status)
-                seen_success = seen_success or status == "success"
+                if line.strip():
+                    status = _show(model, _decode(line), bars)
+                    seen_success = seen_success or status == "success"
     except httpx.HTTPError as exc:
         raise PullError(f"pull {model}: connection to {base_url} failed ({exc})") from exc
     if not seen_success:
         raise PullError(f"pull {model}: the stream ended before success (cut or interrupted)")
 
 
-def _decode(line: str) -> dict[str, object]:
+def _show(model: str, event: dict[str, Any], bars: PullProgress) -> str:
+    """Draw one progress event (or log a phase); returns its status; raises on an error line."""
+    if "error" in event:
+        raise PullError(f"pull {model}: {event['error']}")
+    status = str(event.get("status", ""))
+    if event.get("digest") and event.get("total"):
+        label = status.removeprefix("pulling ")
+        bars.update(
+            str(event["digest"]), label, int(event.get("completed", 0)), int(event["total"])
+        )
+    elif status:
+        log.info("pull %s: %s", model, status)
+    return status
+
+
+def _decode(line: str) -> dict[str, Any]:
     try:
         event = json.loads(line)
     except json.JSONDecodeError as exc:

@@ -53,8 +53,8 @@ def probe_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def start_proxy(config: FarmConfig, backend_urls: Sequence[str], log_dir: Path) -> Child:
-    """Start the proxy and wait until `/_health` says ready; ProxyError otherwise."""
+def spawn_proxy(config: FarmConfig, backend_urls: Sequence[str], log_dir: Path) -> Child:
+    """Start the proxy process without waiting (it boots while the backends warm up)."""
     env = dict(config.base_env)
     if config.api_key:
         env["FARM_API_KEY"] = config.api_key
@@ -63,6 +63,11 @@ def start_proxy(config: FarmConfig, backend_urls: Sequence[str], log_dir: Path) 
         child.start()
     except OSError as exc:
         raise ProxyError(f"cannot start the proxy: {exc.strerror}") from exc
+    return child
+
+
+def wait_proxy(config: FarmConfig, child: Child) -> None:
+    """Wait until the proxy's `/_health` answers 200 (ready); ProxyError otherwise."""
     try:
         wait_ready(
             probe_url(config.host, config.front_port),
@@ -72,9 +77,4 @@ def start_proxy(config: FarmConfig, backend_urls: Sequence[str], log_dir: Path) 
             path="/_health",
         )
     except BackendNotReady as exc:
-        child.stop()
         raise ProxyError(f"the proxy did not become ready: {exc}") from exc
-    except BaseException:
-        child.stop()
-        raise
-    return child

@@ -33,9 +33,16 @@ def keep_alive_value(keepalive: str) -> str | int:
 
 
 def warm_up(
-    base_url: str, model: str, keepalive: str, num_ctx: int, num_gpu: int, timeout_s: float = 900.0
+    base_url: str,
+    model: str,
+    keepalive: str,
+    num_ctx: int,
+    num_gpu: int,
+    timeout_s: float = 900.0,
+    transport: httpx.BaseTransport | None = None,
 ) -> WarmupResult:
-    """Load `model` and return the server's load_duration; WarmupError on any failure."""
+    """Load `model` and return the server's load_duration; WarmupError on any failure.
+    `transport` is httpx's seam (tests pass a MockTransport)."""
     body = {
         "model": model,
         "prompt": "Hi",
@@ -44,7 +51,8 @@ def warm_up(
         "options": {"num_ctx": num_ctx, "num_gpu": num_gpu, "num_predict": 1},
     }
     try:
-        with httpx.Client(timeout=httpx.Timeout(30.0, read=timeout_s), trust_env=False) as client:
+        timeout = httpx.Timeout(30.0, read=timeout_s)
+        with httpx.Client(timeout=timeout, trust_env=False, transport=transport) as client:
             resp = client.post(f"{base_url}/api/generate", json=body)
     except httpx.HTTPError as exc:
         raise WarmupError(f"warm-up of {model} at {base_url} failed ({exc})") from exc

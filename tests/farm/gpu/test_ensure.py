@@ -120,11 +120,15 @@ def test_check_reports_every_item_and_changes_nothing(host: Host) -> None:
     assert all(line.startswith("ok ") for line in ready.stdout.splitlines())
 
 
-def test_check_on_a_host_without_driver_reports_it_missing(host: Host) -> None:
+def test_check_on_a_broken_host_still_reports_every_item(host: Host) -> None:
     host.flag("no-driver")
+    host.flag("docker-stopped")
     done = host.run("--check")
     assert done.returncode == 1
-    assert any(line.startswith("wrong    driver") for line in done.stdout.splitlines())
+    states = {line.split()[1]: line.split()[0] for line in done.stdout.splitlines()}
+    assert states["driver"] == "wrong" and states["docker-running"] == "missing"
+    assert states["gpu-container"] == "missing" and len(states) == 11
+    assert _changing_calls(host) == []
 
 
 def test_not_root_is_refused_before_any_probe(host: Host) -> None:
@@ -132,3 +136,11 @@ def test_not_root_is_refused_before_any_probe(host: Host) -> None:
     with pytest.raises(SetupRefused, match="must run as root"):
         ensure(config, run_command, euid=1000)
     assert host.calls() == []
+
+
+def test_unreachable_nvidia_repo_is_one_line_and_writes_nothing(host: Host) -> None:
+    host.env["FARM_NVIDIA_REPO"] = "http://127.0.0.1:9"  # discard port: nothing listens
+    done = host.run()
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "cannot fetch NVIDIA's apt repository" in done.stderr
+    assert not (host.root / KEYRING).exists() and _changing_calls(host) == []

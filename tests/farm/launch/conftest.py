@@ -16,6 +16,7 @@ import pytest
 
 from .fake_engine import FakeEngine
 
+ROOT = Path(__file__).resolve().parents[3]
 FAKE_OLLAMA = """#!{python}
 # Test-only `ollama`: records how it was started, then `serve` becomes the simulator, which
 # reads the same OLLAMA_* variables as Ollama (OLLAMA_MODELS becomes the simulated store).
@@ -83,6 +84,18 @@ class Farm:
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "farm", *args],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def invoke(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run an operator verb the way users do: `invoke <task> ...` from the project root."""
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
             cwd=self.cwd,
             env=self.env,
             capture_output=True,

@@ -41,14 +41,16 @@ def test_local_detach_runs_ollama_serve_with_the_farm_environment(farm: Farm) ->
     front, back = free_ports(2)
     models = farm.cwd / "store"
     done = farm.run(
-        "up", "--mode", "local", "--model", "gemma3:4b", "--num-parallel", "3",
+        "up", "--mode", "local", "--model", "llama3.2:1b", "--num-parallel", "3",
         "--keepalive", "30m", "--ctx", "2048", "--max-queue", "7", "--flash-attention",
-        "--models-dir", str(models), "--host", "127.0.0.1", "--no-pull",
+        "--models-dir", str(models), "--host", "127.0.0.1",
         "--front-port", str(front), "--back-port", str(back), "--detach",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"models dir: {models} (given by --models-dir)" in done.stderr
-    assert "load_duration" in done.stderr
+    assert "pull llama3.2:1b: success" in done.stderr and "load_duration" in done.stderr
+    # The pull landed in the chosen models dir, in Ollama's store layout.
+    assert (models / "models/manifests/registry.ollama.ai/library/llama3.2/1b").is_file()
     serve = [c for c in farm.ollama_calls() if c["argv"] == ["serve"]]
     assert len(serve) == 1
     assert serve[0]["env"] == {
@@ -68,10 +70,7 @@ def test_local_detach_runs_ollama_serve_with_the_farm_environment(farm: Farm) ->
     assert status.returncode == 0, status.stdout + status.stderr
     assert "slots: 3 per backend" in status.stdout
     assert f"backend 1: process http://127.0.0.1:{back}" in status.stdout
-    assert "loaded: gemma3:4b" in status.stdout
-
-    logs = farm.run("logs", "--no-follow", "--tail", "20")
-    assert logs.returncode == 0 and "SYNTHETIC" in logs.stdout
+    assert "loaded: llama3.2:1b" in status.stdout
 
     down = farm.run("down")
     assert down.returncode == 0
@@ -81,22 +80,25 @@ def test_local_detach_runs_ollama_serve_with_the_farm_environment(farm: Farm) ->
     assert port_is_free(front) and port_is_free(back)
 
 
-def test_foreground_sigterm_shuts_everything_down(farm: Farm) -> None:
+def test_auto_picks_local_ollama_and_sigterm_shuts_everything_down(farm: Farm) -> None:
+    """No Docker engine answers (DOCKER_HOST is a dead socket), so auto runs `ollama serve`."""
     farm.install_ollama()
     front, back = free_ports(2)
     proc = farm.popen(
-        "up", "--mode", "local", "--model", "gemma3:4b", "--no-pull", "--host", "127.0.0.1",
+        "up", "--model", "gemma3:4b", "--no-pull", "--host", "127.0.0.1",
         "--front-port", str(front), "--back-port", str(back),
     )  # fmt: skip
     try:
         assert _wait(farm.state_file.exists, 30)
         state = json.loads(farm.state_file.read_text())
         assert state["detach"] is False and state["launcher_pid"] == proc.pid
+        assert state["mode"] == "local"
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
     finally:
         _reap(proc)
+    assert "mode auto: no Docker engine; using the local ollama binary" in err
     assert "shutting down" in err
     assert _gone(state["backends"][0]["pid"]) and _gone(state["proxy_pid"])
     assert not farm.state_file.exists()
@@ -136,3 +138,22 @@ def test_a_backend_that_dies_at_start_is_reported_and_nothing_is_left(farm: Farm
     assert "Error: listen tcp: bind: refused" in done.stderr
     assert not farm.state_file.exists()
     assert port_is_free(front)
+
+
+def test_a_backend_dying_under_a_foreground_farm_stops_the_rest(farm: Farm) -> None:
+    farm.install_ollama()
+    front, back = free_ports(2)
+    proc = farm.popen(
+        "up", "--mode", "local", "--model", "gemma3:4b", "--no-pull", "--host", "127.0.0.1",
+        "--front-port", str(front), "--back-port", str(back),
+    )  # fmt: skip
+    try:
+        assert _wait(farm.state_file.exists, 30)
+        state = farm.state()
+        os.kill(state["backends"][0]["pid"], signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        _reap(proc)
+    assert proc.returncode == 1
+    assert f"farm: error: backend http://127.0.0.1:{back} exited; stopping the farm" in err
+    assert _gone(state["proxy_pid"]) and not farm.state_file.exists()
