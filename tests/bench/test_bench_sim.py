@@ -150,3 +150,19 @@ def test_a_dying_backend_shows_cut_streams_and_refused_requests(tmp_path: Path) 
     refused = rows[rows["status"] == "connect_error"]
     assert 0 < len(refused) < 200  # retried with a pause, not in a hot loop
     assert result[0].summary.iloc[0]["cut"] == 3
+
+
+def test_sweep_follows_the_simulators_batching_model(tmp_path: Path) -> None:
+    # decode step = decode_ms * (1 + slowdown * (active - 1)): per-stream rate falls with
+    # streams while the aggregate rises.
+    timing = {**FIXED, "decode_ms": 10.0, "batch_slowdown": 0.25}
+    with SimServer(num_parallel=9, **timing) as sim:
+        report = bench(sim.url, tmp_path / "r", streams=(1, 2, 4, 9), duration_s=3.0)
+    summary = report.summary.sort_values("streams")
+    per_stream = list(summary["stream_tok_s_p50"])
+    aggregate = list(summary["agg_tok_s"])
+    assert per_stream == sorted(per_stream, reverse=True)
+    assert aggregate == sorted(aggregate)
+    for n, rate in zip(summary["streams"], per_stream, strict=True):
+        assert rate == pytest.approx(1000 / (10.0 * (1 + 0.25 * (n - 1))), rel=0.1)
+    assert (tmp_path / "r" / "plots" / "sweep.png").exists()
