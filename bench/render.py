@@ -125,9 +125,11 @@ def markdown(report: Report, plot_paths: list[Path]) -> str:
     """report.md: header and verdict, then the tables of bench spec §5 and the plots."""
     parts = _header(report)
     parts += ["## Summary (per target × streams)", "", md_table(report.summary, SUMMARY_COLUMNS)]
+    parts += ["## Added by path (paired with direct on prompt ids)", "", md_table(report.paired)]
     parts += ["## TTFT decomposition (medians, ms)", "", md_table(report.decomposition)]
     parts += ["## Token accounting", "", md_table(report.summary, TOKEN_COLUMNS)]
     parts += ["## Errors", "", md_table(report.errors)]
+    parts += ["## NKN transport", "", md_table(report.nkn)]
     parts += ["## Formulas", ""] + [f"- `{k}`: {v}" for k, v in FORMULAS] + [""]
     parts += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plot_paths] + [""]
     return "\n".join(parts)
@@ -179,8 +181,10 @@ def html(report: Report, plot_paths: list[Path]) -> str:
         f"<style>{style}</style></head><body><h1>ollama-farm benchmark</h1>"
         f"<ul>{''.join(f'<li>{h}</li>' for h in header)}</ul>"
         f"<h2>Summary</h2>{_html_table(report.summary, SUMMARY_COLUMNS)}"
+        f"<h2>Added by path (paired with direct)</h2>{_html_table(report.paired)}"
         f"<h2>TTFT decomposition (medians, ms)</h2>{_html_table(report.decomposition)}"
         f"<h2>Token accounting</h2>{_html_table(report.summary, TOKEN_COLUMNS)}"
         f"<h2>Errors</h2>{_html_table(report.errors)}"
+        f"<h2>NKN transport</h2>{_html_table(report.nkn)}"
         f"<h2>Formulas</h2><ul>{formulas}</ul><h2>Plots</h2>{images}</body></html>"
     )

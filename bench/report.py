@@ -26,6 +26,8 @@ class Report:
     summary: pd.DataFrame
     decomposition: pd.DataFrame
     errors: pd.DataFrame
+    paired: pd.DataFrame
+    nkn: pd.DataFrame
     checks: tuple[harness.HarnessCheck, ...]
     meta: dict[str, Any]
 
@@ -123,18 +125,22 @@ def build_report(
     )
     decomp = summary.decomposition(rows)
     errors = summary.error_table(rows)
+    paired = summary.paired(rows)
+    nkn = summary.nkn_transport(rows)
     checks = _checks(summ, health, config)
     out.mkdir(parents=True, exist_ok=True)
     write_rows(rows, out)
     summ.to_csv(out / "summary.csv", index=False)
     decomp.to_csv(out / "decomposition.csv", index=False)
     errors.to_csv(out / "errors.csv", index=False)
+    paired.to_csv(out / "paired.csv", index=False)
+    nkn.to_csv(out / "nkn.csv", index=False)
     health.to_csv(out / "health.csv", index=False)
     (out / "harness.json").write_text(
         json.dumps([asdict(c) for c in checks], indent=2), encoding="utf-8"
     )
     plot_paths = plots.all_plots(rows, summ, decomp, health, out / "plots")
-    report = Report(out, summ, decomp, errors, checks, meta)
+    report = Report(out, summ, decomp, errors, paired, nkn, checks, meta)
     (out / "report.md").write_text(render.markdown(report, plot_paths), encoding="utf-8")
     (out / "report.html").write_text(render.html(report, plot_paths), encoding="utf-8")
     return report

@@ -154,3 +154,69 @@ def error_table(rows: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["target", "streams", "status", "count", "first_error"])
     grouped = bad.groupby(["target", "streams", "status"])
     return grouped.agg(count=("status", "size"), first_error=("error", "first")).reset_index()
+
+
+def paired(rows: pd.DataFrame) -> pd.DataFrame:
+    """Added by path: each target against `direct` on the same prompt ids and stream count.
+
+    Rows are paired by prompt id (median per prompt first, since a prompt can repeat); the
+    table gives the median and p90 of the paired TTFT differences, the median per-stream
+    tok/s ratio and the median E2E difference.
+    """
+    cols = ["target", "streams", "pairs", "d_ttft_ms_p50", "d_ttft_ms_p90", "tok_s_ratio_p50"]
+    ok = rows[(rows["status"] == str(Status.OK)) & (rows["phase"] == "measure")]
+    if "direct" not in set(ok["target"]):
+        return pd.DataFrame(columns=[*cols, "d_e2e_ms_p50"])
+    per = ok.groupby(["target", "streams", "prompt_id"])[["ttft_s", "stream_tok_s", "e2e_s"]]
+    med = per.median().reset_index()
+    base = med[med["target"] == "direct"].drop(columns="target")
+    out = []
+    for (target, streams), cell in med[med["target"] != "direct"].groupby(GROUP):
+        both = cell.merge(base, on=["streams", "prompt_id"], suffixes=("", "_direct"))
+        if both.empty:
+            continue
+        d_ttft = (both["ttft_s"] - both["ttft_s_direct"]) * 1000
+        out.append(
+            {
+                "target": target,
+                "streams": streams,
+                "pairs": len(both),
+                "d_ttft_ms_p50": float(d_ttft.median()),
+                "d_ttft_ms_p90": float(d_ttft.quantile(0.9)),
+                "tok_s_ratio_p50": float(
+                    (both["stream_tok_s"] / both["stream_tok_s_direct"]).median()
+                ),
+                "d_e2e_ms_p50": float(((both["e2e_s"] - both["e2e_s_direct"]) * 1000).median()),
+            }
+        )
+    return pd.DataFrame(out, columns=[*cols, "d_e2e_ms_p50"])
+
+
+def nkn_transport(rows: pd.DataFrame) -> pd.DataFrame:
+    """NKN transport per target × streams: DMs per request, lines per DM, bytes per token,
+    relay-side time, lost and reordered lines (rows that went through the relay)."""
+    cols = [
+        *GROUP, "requests", "dms_per_request", "lines_per_dm", "dm_bytes_per_token",
+        "relay_t_ms_p50", "seq_gaps", "out_of_order",
+    ]  # fmt: skip
+    relayed = rows[(rows["phase"] == "measure") & rows["nkn_frames"].notna()]
+    out = []
+    for (target, streams), cell in relayed.groupby(GROUP):
+        frames = float(cell["nkn_frames"].sum())
+        chunks = float(cell["n_chunks"].sum())
+        out.append(
+            {
+                "target": target,
+                "streams": streams,
+                "requests": len(cell),
+                "dms_per_request": frames / len(cell),
+                "lines_per_dm": chunks / frames if frames else float("nan"),
+                "dm_bytes_per_token": float(cell["nkn_dm_bytes"].sum()) / chunks
+                if chunks
+                else float("nan"),
+                "relay_t_ms_p50": measure.quantiles(list(cell["nkn_relay_t_ms"].dropna())).p50,
+                "seq_gaps": int(cell["nkn_seq_gaps"].sum()),
+                "out_of_order": int(cell["nkn_out_of_order"].sum()),
+            }
+        )
+    return pd.DataFrame(out, columns=cols)

@@ -165,3 +165,22 @@ def test_an_overloaded_host_is_reported_as_busy() -> None:
     check = harness.check("direct", 9, health, 9.0, 0.1, check_concurrency=True)
     assert check.client_bound and "load average 6.0 on 2 CPUs" in check.reasons[0]
     assert "machine is busy" in check.advice
+
+
+def test_paths_are_paired_with_direct_on_prompt_ids() -> None:
+    from dataclasses import asdict
+
+    from bench import summary
+
+    rows = [
+        make_row(start_s=10.0, ttft_s=0.10, gaps_s=(0.1,), end_s=10.3, index=0),
+        make_row(start_s=10.0, ttft_s=0.20, gaps_s=(0.1,), end_s=10.4, index=1),
+        make_row(start_s=20.0, ttft_s=0.13, gaps_s=(0.2,), end_s=20.4, index=0, target="proxy"),
+        make_row(start_s=20.0, ttft_s=0.21, gaps_s=(0.2,), end_s=20.5, index=1, target="proxy"),
+        make_row(start_s=20.0, ttft_s=0.50, gaps_s=(0.1,), end_s=20.7, index=7, target="proxy"),
+    ]
+    frame = pd.DataFrame([asdict(r) for r in rows], columns=list(COLUMNS))
+    (row,) = summary.paired(frame).to_dict("records")
+    assert (row["target"], row["pairs"]) == ("proxy", 2)  # prompt p7 has no direct partner
+    assert row["d_ttft_ms_p50"] == pytest.approx(20.0)  # differences 30 and 10 ms
+    assert row["tok_s_ratio_p50"] == pytest.approx(0.5)
