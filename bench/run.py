@@ -8,6 +8,7 @@ mode, one master and K worker processes, each writing its own rows. A progress c
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import math
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 # A run that overshoots its planned length by this much is stopped (locust hung or slow start).
 _GRACE_S = 60.0
+_RATE_WINDOW = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,13 @@ def _commands(spec: RunSpec, spec_path: Path, run_dir: Path) -> list[list[str]]:
     return cmds
 
 
+def _rate(history: collections.deque[tuple[float, int]], now: float, tokens: int) -> float:
+    """Tokens per second over the samples in `history` (then records this one)."""
+    history.append((now, tokens))
+    first_t, first_tokens = history[0]
+    return (tokens - first_tokens) / (now - first_t) if now > first_t else 0.0
+
+
 def read_health(run_dir: Path) -> list[dict[str, Any]]:
     """The latest health sample of each worker in `run_dir`."""
     latest = []
@@ -145,7 +154,8 @@ def run_locust(spec: RunSpec, run_dir: Path, on_progress: ProgressFn | None = No
     ]
     started = time.monotonic()
     planned = cfg.duration_s if cfg.duration_s is not None else 3600.0
-    last_tokens, last_t = 0, started
+    # Tokens are counted when a request ends, so the rate is smoothed over a few seconds.
+    history: collections.deque[tuple[float, int]] = collections.deque(maxlen=_RATE_WINDOW)
     try:
         while procs[0].poll() is None:
             time.sleep(1.0)
@@ -162,11 +172,10 @@ def run_locust(spec: RunSpec, run_dir: Path, on_progress: ProgressFn | None = No
                         done=done,
                         errors=sum(int(h["errors"]) for h in health),
                         in_flight=sum(int(h["in_flight"]) for h in health),
-                        tok_per_s=(tokens - last_tokens) / max(now - last_t, 1e-9),
+                        tok_per_s=_rate(history, now, tokens),
                         cpu_pct_max=max((float(h["cpu_pct"]) for h in health), default=0.0),
                     )
                 )
-            last_tokens, last_t = tokens, now
             if cfg.requests is not None and done >= cfg.requests:
                 break
             if not cfg.web and now - started > planned + _GRACE_S:
