@@ -104,11 +104,19 @@ def _header(report: Report) -> list[str]:
         f"- schema version: {report.meta.get('schema_version', '–')}; "
         "raw rows: rows.parquet, rows.csv",
     ]
-    synthetic = [
-        t for t in report.meta.get("targets", []) if "synthetic" in str(t.get("version", ""))
-    ]
-    if synthetic:
+    targets = report.meta.get("targets", [])
+    if any(t.get("synthetic") for t in targets):
         lines.append("- **backend: the Ollama simulator (synthetic numbers, no model ran)**")
+    versions = sorted({str((t.get("version") or {}).get("version")) for t in targets} - {"None"})
+    machine = report.meta.get("machine", {})
+    if machine:
+        gpus = ", ".join(machine.get("gpus") or []) or "none"
+        harness = machine.get("versions", {})
+        lines.append(
+            f"- server: Ollama API {', '.join(versions) or '–'}; machine: "
+            f"{machine.get('cpu_count')} CPUs, GPU {gpus}; ollama-farm "
+            f"{harness.get('ollama-farm')}, locust {harness.get('locust')}"
+        )
     small = (
         report.summary[report.summary["ok"] < _N_STABLE_P99]
         if len(report.summary)

@@ -110,4 +110,23 @@ def server_facts(url: str, config: BenchConfig) -> dict[str, Any]:
                 facts[key] = _get_json(client, url.rstrip("/") + path)
             except TargetError as exc:
                 facts[key] = {"error": str(exc)}
+        facts["synthetic"] = _is_simulator(client, url)
     return facts
+
+
+def _is_simulator(client: httpx.Client, url: str) -> bool:
+    """Whether `url`, or any backend behind it when it is a farm proxy, is the simulator (its
+    `/_sim/state` says `synthetic: true`), so results can never pass for a real model's."""
+    urls = [url]
+    try:
+        health = client.get(url.rstrip("/") + "/_health").json()
+        urls += [str(b["url"]) for b in health.get("backends", []) if isinstance(b, dict)]
+    except (httpx.HTTPError, ValueError, AttributeError, KeyError):
+        pass
+    for candidate in urls:
+        try:
+            if client.get(candidate.rstrip("/") + "/_sim/state").json().get("synthetic") is True:
+                return True
+        except (httpx.HTTPError, ValueError, AttributeError):
+            continue
+    return False

@@ -67,6 +67,8 @@ def test_nine_streams_report_the_simulators_ttft_and_token_rate(tmp_path: Path) 
         assert ttft_error_ms <= 25.0
     rows = pd.read_parquet(tmp_path / "r" / "rows.parquet")
     assert set(rows["status"]) <= {"ok", "incomplete"}
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "**backend: the Ollama simulator (synthetic numbers, no model ran)**" in md
 
 
 def test_busy_backend_and_failing_streams_become_error_rows(tmp_path: Path) -> None:
