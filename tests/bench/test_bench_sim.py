@@ -6,7 +6,13 @@ a slot per stream), what the report says must match what the simulator did.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +24,7 @@ from bench.report import Report
 from bench.run import run_bench
 from farm.proxy.testing import ProxyServer
 from farm.sim.testing import SimServer
+from relay.localnode.testing import LocalNode
 
 DECODE_MS = 20.0
 PREFILL_MS_PER_TOKEN = 0.5
@@ -168,3 +175,57 @@ def test_sweep_follows_the_simulators_batching_model(tmp_path: Path) -> None:
     for n, rate in zip(summary["streams"], per_stream, strict=True):
         assert rate == pytest.approx(1000 / (10.0 * (1 + 0.25 * (n - 1))), rel=0.1)
     assert (tmp_path / "r" / "plots" / "sweep.png").exists()
+
+
+def test_nkn_target_streams_through_a_relay_on_the_local_nkn_node(tmp_path: Path) -> None:
+    with (
+        SimServer(num_parallel=2, **FIXED) as sim,
+        ProxyServer([sim.url]) as proxy,
+        LocalNode() as node,
+    ):
+        env = {
+            **os.environ,
+            "NKN_RPC_SERVER_ADDR": node.rpc_url,
+            "RELAY_TARGETS": json.dumps({"ollama": proxy.url}),
+        }
+        log_path = tmp_path / "relay.log"
+        with log_path.open("wb") as log:
+            relay = subprocess.Popen(
+                [sys.executable, "-m", "relay", "--env-file", str(tmp_path / "relay.env")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            try:
+                address = _relay_address(log_path, relay)
+                report = bench(
+                    sim.url,
+                    tmp_path / "r",
+                    targets=("nkn",),
+                    proxy_url=proxy.url,
+                    relay_address=address,
+                    nkn_rpc_url=node.rpc_url,
+                    streams=(2,),
+                    requests=4,
+                    warmup=0,
+                )
+            finally:
+                relay.terminate()
+                relay.wait(timeout=20)
+    row = report.summary.iloc[0]
+    assert (row["target"], row["errors"]) == ("nkn", 0) and row["ok"] >= 4
+    nkn = report.nkn.iloc[0]
+    assert nkn["dms_per_request"] > 1 and nkn["dm_bytes_per_token"] > 0
+    assert nkn["seq_gaps"] == 0
+
+
+def _relay_address(log_path: Path, relay: subprocess.Popen[bytes]) -> str:
+    """Poll the relay's log for `NKN ready: <address>` (deadline 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        match = re.search(r"NKN ready: (\S+)", log_path.read_text(errors="replace"))
+        if match:
+            return match.group(1)
+        assert relay.poll() is None, log_path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"relay never joined the local node: {log_path.read_text()}")

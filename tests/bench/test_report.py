@@ -47,10 +47,10 @@ def fixed_rows() -> pd.DataFrame:
     return pd.DataFrame([asdict(r) for r in rows], columns=list(COLUMNS))
 
 
-@pytest.fixture
-def built(tmp_path: Path):
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):
     meta = {"config": {"slo_ttft_ms": 250, "slo_tpot_ms": 150}, "schema_version": 1}
-    return build_report(fixed_rows(), pd.DataFrame(), meta, tmp_path)
+    return build_report(fixed_rows(), pd.DataFrame(), meta, tmp_path_factory.mktemp("report"))
 
 
 def test_summary_golden_numbers(built) -> None:
