@@ -106,11 +106,15 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Be
 
 
 def _progress(p: Progress) -> None:
+    # On a terminal the line redraws in place; in a log, one line every 5 seconds.
+    tty = sys.stderr.isatty()
+    if not tty and int(p.elapsed_s) % 5:
+        return
     line = (
         f"\r[{p.target} ×{p.streams}] {p.elapsed_s:5.0f}s  done {p.done}  active {p.in_flight}  "
         f"{p.tok_per_s:7.1f} tok/s  errors {p.errors}  worker CPU {p.cpu_pct_max:3.0f}%  "
     )
-    sys.stderr.write(line)
+    sys.stderr.write(line if tty else line.lstrip("\r").rstrip() + "\n")
     sys.stderr.flush()
 
 
