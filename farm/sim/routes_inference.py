@@ -9,6 +9,7 @@ from farm.sim.decode import Fields, json_kind, parse_body
 from farm.sim.durations import keep_alive_from_json
 from farm.sim.errors import ApiError, BadRequest, RunnerFailure
 from farm.sim.exchange import JSON_TYPE, NDJSON_TYPE, Exchange, encode_json
+from farm.sim.frames import NativeChunk
 from farm.sim.generation import RunMetrics
 from farm.sim.inference import Plan, serve
 from farm.sim.options import parse_options
@@ -28,38 +29,40 @@ class NativeFraming:
     content_type: str = NDJSON_TYPE
     json_type: str = JSON_TYPE
 
-    def _head(self, text: str, thinking: str = "") -> dict[str, Any]:
-        head: dict[str, Any] = {"model": self.model, "created_at": utc_now()}
-        if self.chat:
-            head["message"] = {"role": "assistant", "content": text}
-            if thinking:
-                head["message"]["thinking"] = thinking
-        else:
-            head["response"] = text
-            if thinking:
-                head["thinking"] = thinking
-        return head
-
     def piece(self, text: str, thinking: bool) -> bytes:
         """`{"model","created_at","response"|"message",["thinking"],"done":false}` + newline."""
-        head = self._head("", text) if thinking else self._head(text)
-        return encode_json({**head, "done": False}) + b"\n"
+        chunk = NativeChunk(
+            self.model,
+            utc_now(),
+            self.chat,
+            text="" if thinking else text,
+            thinking=text if thinking else "",
+        )
+        return encode_json(chunk.encode()) + b"\n"
 
-    def _done(self, metrics: RunMetrics, text: str, thinking: str = "") -> dict[str, Any]:
-        head = self._head(text, thinking)
-        body = {**head, "done": True, "done_reason": metrics.done_reason}
+    def _done(self, metrics: RunMetrics, text: str, thinking: str = "") -> NativeChunk:
+        context = None
         if self.context is not None:
-            body["context"] = self.context + token_ids("".join(metrics.output))
-        body.update(metrics.final_fields())
-        return body
+            context = tuple(self.context + token_ids("".join(metrics.output)))
+        return NativeChunk(
+            self.model,
+            utc_now(),
+            self.chat,
+            text=text,
+            thinking=thinking,
+            done=True,
+            done_reason=metrics.done_reason,
+            context=context,
+            metrics=metrics.final(),
+        )
 
     def final(self, metrics: RunMetrics) -> bytes:
         """The `done:true` chunk with the six metrics (and generate's `context`)."""
-        return encode_json(self._done(metrics, "")) + b"\n"
+        return encode_json(self._done(metrics, "").encode()) + b"\n"
 
     def whole(self, metrics: RunMetrics) -> dict[str, Any]:
         """`stream:false`: the final chunk with all text concatenated."""
-        return self._done(metrics, "".join(metrics.output), "".join(metrics.thinking))
+        return self._done(metrics, "".join(metrics.output), "".join(metrics.thinking)).encode()
 
     def error_line(self, message: str) -> bytes:
         """`{"error": ...}` after the stream began."""
