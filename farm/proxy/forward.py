@@ -1,15 +1,16 @@
 """The streaming hot path: forward one request to a backend and its response back, unbuffered.
 
-A raw ASGI handler with an aiohttp client: the spec's measurement (proxy-gpu §A2.3) found this
-pair within about 0.4 ms of nginx where a FastAPI route with httpx added several ms. Bytes are
-relayed as the backend's socket delivers them; `await send()` carries TCP back-pressure from
-the client to the backend, so nothing queues up in the proxy.
+A raw ASGI handler (the spec's measurement, proxy-gpu §A2.3, found a FastAPI route with httpx
+several ms slower) with the lean client of `farm.proxy.upstream`. Bytes are relayed as the
+backend's socket delivers them; `await send()` carries TCP back-pressure from the client to
+the backend, so nothing queues up in the proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -87,12 +88,7 @@ class Forwarder:
         self.metrics = metrics
         self.sweeper = sweeper
         self.auth = auth
-        self.upstreams = {
-            b.url: UpstreamPool(
-                _host(b.url), _port(b.url), config.connect_timeout_s, UPSTREAM_KEEPALIVE_S
-            )
-            for b in pool.backends
-        }
+        self.upstreams = {b.url: _upstream_pool(b.url, config) for b in pool.backends}
         self._drop = drop_headers
         self._pinning = Pinning(config.pin_num_ctx, config.pin_num_gpu, config.model)
         self._drop_cors = bool(config.cors_origins)
@@ -331,13 +327,16 @@ class Forwarder:
             )
 
 
-def _host(url: str) -> str:
-    return urlsplit(url).hostname or "localhost"
-
-
-def _port(url: str) -> int:
+def _upstream_pool(url: str, config: ProxyConfig) -> UpstreamPool:
     parts = urlsplit(url)
-    return parts.port or (443 if parts.scheme == "https" else 80)
+    tls = ssl.create_default_context() if parts.scheme == "https" else None
+    return UpstreamPool(
+        parts.hostname or "localhost",
+        parts.port or (443 if tls else 80),
+        config.connect_timeout_s,
+        UPSTREAM_KEEPALIVE_S,
+        tls,
+    )
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
