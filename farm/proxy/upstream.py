@@ -264,6 +264,11 @@ class UpstreamPool:
         self.keepalive_s = keepalive_s
         self._idle: list[tuple[Connection, float]] = []
 
+    @property
+    def idle_connections(self) -> list[Connection]:
+        """Connections waiting in the pool (for health reporting and tests)."""
+        return [conn for conn, _ in self._idle]
+
     async def acquire(self) -> tuple[Connection, bool]:
         """An idle connection (reused=True) or a new one; raises `ConnectFailed`."""
         loop = asyncio.get_running_loop()
