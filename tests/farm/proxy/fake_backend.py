@@ -29,6 +29,7 @@ class FakeState:
     cancelled: int = 0
     seen: list[dict[str, Any]] = field(default_factory=list)
     blob_bytes: int = 0
+    loaded: set[str] = field(default_factory=set)
 
 
 class FakeBackend:
@@ -40,6 +41,7 @@ class FakeBackend:
         line_delay_s: float = 0.0,
         header_delay_s: float = 0.0,
         keepalive_s: float = 75.0,
+        port: int | None = None,
     ):
         self.keepalive_s = keepalive_s
         self.lines = lines
@@ -48,7 +50,7 @@ class FakeBackend:
         self.cut_after: int | None = None
         self.verify_blobs = True
         self.state = FakeState()
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._runner: web.AppRunner | None = None
 
@@ -88,7 +90,7 @@ class FakeBackend:
         return web.json_response({"version": "0.0.0-fake"})
 
     async def _ps(self, request: web.Request) -> web.Response:
-        return web.json_response({"models": []})
+        return web.json_response({"models": [{"name": m, "model": m} for m in self.state.loaded]})
 
     async def _tags(self, request: web.Request) -> web.Response:
         return web.json_response({"models": [{"name": "fake:latest", "model": "fake:latest"}]})
@@ -115,6 +117,7 @@ class FakeBackend:
             return web.json_response({"error": "model 'missing' not found"}, status=404)
         self.state.started += 1
         self.state.active += 1
+        self.state.loaded.add(f"{body.get('model')}:latest")
         try:
             await asyncio.sleep(self.header_delay_s)
             resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
