@@ -6,16 +6,17 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 import uvicorn
 
 from farm.sim.app import create_app
-from farm.sim.config import SimConfig
+from farm.sim.config import SimConfig, parse_token_range
 from farm.sim.durations import keep_alive_from_env
 from farm.sim.errors import ConfigError
 
-_FLAGS: tuple[tuple[str, type, str], ...] = (
+_FLAGS: tuple[tuple[str, Callable[[str], object], str], ...] = (
     ("host", str, "address to bind (OLLAMA_HOST; default 127.0.0.1)"),
     ("port", int, "port to bind (default from OLLAMA_HOST, else 11434)"),
     ("num-parallel", int, "parallel slots per model (OLLAMA_NUM_PARALLEL, default 1)"),
@@ -32,6 +33,7 @@ _FLAGS: tuple[tuple[str, type, str], ...] = (
     ("fail-after-tokens", int, "fault: fail every stream with an error line after N tokens"),
     ("stall-after-tokens", int, "fault: stop producing tokens after N (until disconnect)"),
     ("pull-ms", float, "simulated download time of one pull, ms"),
+    ("response-tokens", parse_token_range, "answer length N or LOW:HIGH (default 24:96)"),
     ("models-dir", str, "model store directory (default: a fresh temporary directory)"),
 )
 _RENAMED = {"keep-alive": "keep_alive_s"}
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         log_level="warning",
         server_header=False,
         lifespan="on",
+        # A stalled stream (fault injection) must not keep the process alive forever.
+        timeout_graceful_shutdown=3,
     )
     return 0
 

@@ -8,7 +8,14 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from farm.sim import routes_embed, routes_inference, routes_listing, routes_models, routes_openai
+from farm.sim import (
+    routes_authoring,
+    routes_embed,
+    routes_inference,
+    routes_listing,
+    routes_models,
+    routes_openai,
+)
 from farm.sim.catalogue import find
 from farm.sim.config import SimConfig
 from farm.sim.errors import ApiError, ClientGone
@@ -50,6 +57,8 @@ def _routes() -> dict[str, dict[str, Handler]]:
         "/api/copy": {"POST": models.copy},
         "/api/delete": {"DELETE": models.delete},
         "/api/pull": {"POST": models.pull},
+        "/api/create": {"POST": routes_authoring.create},
+        "/api/push": {"POST": routes_authoring.push},
         "/v1/chat/completions": {"POST": openai.chat_completions},
         "/v1/completions": {"POST": openai.completions},
         "/v1/embeddings": {"POST": openai.embeddings},

@@ -31,4 +31,6 @@ async def unless_gone(work: Awaitable[T], gone: asyncio.Event) -> T:
     task.cancel()
     # asyncio.wait never raises the task's CancelledError, so ours is not swallowed.
     await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # mark any late failure as seen: the client is gone either way
     raise ClientGone()

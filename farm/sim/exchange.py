@@ -19,6 +19,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON_TYPE = "application/json; charset=utf-8"
+# Ollama's OpenAI response writers set the bare type on their successful replies.
+PLAIN_JSON_TYPE = "application/json"
 NDJSON_TYPE = "application/x-ndjson"
 SSE_TYPE = "text/event-stream"
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -106,9 +108,9 @@ class Exchange:
         send_body = b"" if self.method == "HEAD" else body
         await self._send({"type": "http.response.body", "body": send_body, "more_body": False})
 
-    async def json(self, status: int, value: object) -> None:
-        """A JSON response with gin's `application/json; charset=utf-8`."""
-        await self.respond(status, encode_json(value), JSON_TYPE)
+    async def json(self, status: int, value: object, content_type: str = JSON_TYPE) -> None:
+        """A JSON response, by default with gin's `application/json; charset=utf-8`."""
+        await self.respond(status, encode_json(value), content_type)
 
     async def error(self, status: int, message: str) -> None:
         """Ollama's error body `{"error": "..."}`."""

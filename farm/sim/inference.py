@@ -34,15 +34,17 @@ class Plan:
     prompt_tokens: int
     prompt_key: str
     stream: bool
+    think: bool = False
 
 
 class Framing(Protocol):
     """How one API family writes pieces, the final chunk, whole replies and errors."""
 
     content_type: str
+    json_type: str
 
-    def piece(self, text: str) -> bytes:
-        """One streamed piece of text, framed (NDJSON line or SSE event)."""
+    def piece(self, text: str, thinking: bool) -> bytes:
+        """One streamed piece of text (or reasoning), framed (NDJSON line or SSE event)."""
         ...
 
     def final(self, metrics: RunMetrics) -> bytes:
@@ -79,12 +81,13 @@ async def serve(sim: Simulator, exchange: Exchange, plan: Plan, framing: Framing
                 prompt_key=plan.prompt_key,
                 sampling=plan.sampling,
                 gone=gone,
+                think=plan.think,
             )
             if plan.stream:
-                async for text in generation.pieces():
+                async for thinking, text in generation.pieces():
                     if not exchange.started:
                         await exchange.start(200, framing.content_type, None)
-                    await exchange.chunk(framing.piece(text))
+                    await exchange.chunk(framing.piece(text, thinking))
                 if not exchange.started:
                     await exchange.start(200, framing.content_type, None)
                 await exchange.chunk(framing.final(metrics))
@@ -92,7 +95,7 @@ async def serve(sim: Simulator, exchange: Exchange, plan: Plan, framing: Framing
             else:
                 async for _ in generation.pieces():
                     pass
-                await exchange.json(200, framing.whole(metrics))
+                await exchange.json(200, framing.whole(metrics), framing.json_type)
         sim.stats.finished += 1
     except ClientGone:
         sim.stats.cancelled += 1

@@ -7,8 +7,9 @@ from typing import Any
 
 from farm.sim.decode import Fields, json_kind, parse_body
 from farm.sim.durations import keep_alive_from_json
-from farm.sim.errors import ApiError, BadRequest
-from farm.sim.exchange import NDJSON_TYPE, Exchange, encode_json
+from farm.sim.errors import ApiError, BadRequest, RunnerFailure
+from farm.sim.exchange import JSON_TYPE, NDJSON_TYPE, Exchange, encode_json
+from farm.sim.frames import NativeChunk
 from farm.sim.generation import RunMetrics
 from farm.sim.inference import Plan, serve
 from farm.sim.options import parse_options
@@ -16,8 +17,6 @@ from farm.sim.simulator import Simulator
 from farm.sim.stamps import utc_now
 from farm.sim.store import LocalModel
 from farm.sim.tokens import chat_prompt_tokens, generate_prompt_tokens, token_ids
-
-_ROLES = ("system", "user", "assistant", "tool")
 
 
 @dataclass(slots=True)
@@ -28,33 +27,42 @@ class NativeFraming:
     chat: bool
     context: list[int] | None = None
     content_type: str = NDJSON_TYPE
+    json_type: str = JSON_TYPE
 
-    def _head(self, text: str) -> dict[str, Any]:
-        head: dict[str, Any] = {"model": self.model, "created_at": utc_now()}
-        if self.chat:
-            head["message"] = {"role": "assistant", "content": text}
-        else:
-            head["response"] = text
-        return head
+    def piece(self, text: str, thinking: bool) -> bytes:
+        """`{"model","created_at","response"|"message",["thinking"],"done":false}` + newline."""
+        chunk = NativeChunk(
+            self.model,
+            utc_now(),
+            self.chat,
+            text="" if thinking else text,
+            thinking=text if thinking else "",
+        )
+        return encode_json(chunk.encode()) + b"\n"
 
-    def piece(self, text: str) -> bytes:
-        """`{"model","created_at","response"|"message","done":false}` + newline."""
-        return encode_json({**self._head(text), "done": False}) + b"\n"
-
-    def _done(self, metrics: RunMetrics, text: str) -> dict[str, Any]:
-        body = {**self._head(text), "done": True, "done_reason": metrics.done_reason}
+    def _done(self, metrics: RunMetrics, text: str, thinking: str = "") -> NativeChunk:
+        context = None
         if self.context is not None:
-            body["context"] = self.context + token_ids("".join(metrics.output))
-        body.update(metrics.final_fields())
-        return body
+            context = tuple(self.context + token_ids("".join(metrics.output)))
+        return NativeChunk(
+            self.model,
+            utc_now(),
+            self.chat,
+            text=text,
+            thinking=thinking,
+            done=True,
+            done_reason=metrics.done_reason,
+            context=context,
+            metrics=metrics.final(),
+        )
 
     def final(self, metrics: RunMetrics) -> bytes:
         """The `done:true` chunk with the six metrics (and generate's `context`)."""
-        return encode_json(self._done(metrics, "")) + b"\n"
+        return encode_json(self._done(metrics, "").encode()) + b"\n"
 
     def whole(self, metrics: RunMetrics) -> dict[str, Any]:
         """`stream:false`: the final chunk with all text concatenated."""
-        return self._done(metrics, "".join(metrics.output))
+        return self._done(metrics, "".join(metrics.output), "".join(metrics.thinking)).encode()
 
     def error_line(self, message: str) -> bytes:
         """`{"error": ...}` after the stream began."""
@@ -65,25 +73,45 @@ class NativeFraming:
         await exchange.error(exc.status, exc.message)
 
 
-def _common(sim: Simulator, fields: Fields, model: LocalModel) -> tuple[Any, Any, float | None]:
-    runner_options, sampling = parse_options(
-        fields.obj("options"), sim.config.context_length, sim.model_params(model)
-    )
-    keep_alive = keep_alive_from_json(fields.data.get("keep_alive"))
-    return runner_options, sampling, keep_alive
-
-
-def _check_think(fields: Fields, model: LocalModel, sent: str) -> None:
-    think = fields.data.get("think")
-    if think is None or think is False:
+def _check_format_and_logprobs(fields: Fields) -> None:
+    top = fields.integer("top_logprobs")
+    if top is not None and not 0 <= top <= 20:
+        raise BadRequest("top_logprobs must be between 0 and 20")
+    fmt = fields.data.get("format")
+    if fmt in (None, "", "json") or isinstance(fmt, dict):
         return
+    # Ollama notices this in the runner, i.e. as a 500 rather than a 400.
+    shown = encode_json(fmt).decode()
+    raise RunnerFailure(f'invalid format: {shown}; expected "json" or a valid JSON Schema object')
+
+
+def _options(sim: Simulator, fields: Fields, model: LocalModel) -> tuple[Any, Any]:
+    return parse_options(fields.obj("options"), sim.config.context_length, sim.model_params(model))
+
+
+def _decode_think(fields: Fields) -> bool | str | None:
+    """`think` as decoded (bad values fail at decode time, before any model look-up)."""
+    think = fields.data.get("think")
     if isinstance(think, str) and think not in ("low", "medium", "high", "max"):
         levels = '"low", "medium", "high", "max", true, or false'
         raise BadRequest(f'invalid think value: "{think}" (must be {levels})')
-    if not isinstance(think, bool | str):
+    if think is not None and not isinstance(think, bool | str):
         raise BadRequest("think must be a boolean or string")
+    return think
+
+
+def _thinks(think: bool | str | None, model: LocalModel, sent: str) -> bool:
+    """True when the answer starts with reasoning.
+
+    Thinking-capable models think when the field is omitted (Ollama's current default).
+    """
+    if think is None:
+        return "thinking" in model.capabilities
+    if think is False:
+        return False
     if "thinking" not in model.capabilities:
         raise BadRequest(f'"{sent}" does not support thinking')
+    return True
 
 
 async def generate(sim: Simulator, exchange: Exchange) -> None:
@@ -97,16 +125,23 @@ async def generate(sim: Simulator, exchange: Exchange) -> None:
         fields.string("template"),
     )
     stream, raw = fields.boolean("stream"), fields.boolean("raw")
+    keep_alive, think_field = (
+        keep_alive_from_json(fields.data.get("keep_alive")),
+        _decode_think(fields),
+    )
     context = fields.array("context", "[]int")
-    fields.string("suffix")
-    fields.obj("options")
+    suffix = fields.string("suffix")
+    _check_format_and_logprobs(fields)
     model = sim.find(sent, empty_is_404=True)
+    previous = _context_ids(context)
     if raw and (template or system or context):
         raise BadRequest("raw mode does not support template, system, or context")
     if "completion" not in model.capabilities:
         raise BadRequest(f'"{sent}" does not support generate')
-    _check_think(fields, model, sent)
-    runner_options, sampling, keep_alive = _common(sim, fields, model)
+    if suffix and "insert" not in model.capabilities:
+        raise BadRequest(f'"{sent}" does not support insert')
+    think = _thinks(think_field, model, sent)
+    runner_options, sampling = _options(sim, fields, model)
     if not prompt and not fields.data.get("images"):
         await _load_or_unload(
             sim, exchange, sent, model, runner_options, keep_alive, {"response": ""}
@@ -118,12 +153,27 @@ async def generate(sim: Simulator, exchange: Exchange) -> None:
         runner_options=runner_options,
         sampling=sampling,
         keep_alive_s=keep_alive,
-        prompt_tokens=generate_prompt_tokens(prompt, system),
+        # A deprecated `context` is detokenised and put in front of the prompt.
+        prompt_tokens=generate_prompt_tokens(prompt, system) + len(previous),
         prompt_key=f"{system}\x00{prompt}",
         stream=stream is not False,
+        think=think,
     )
-    framing = NativeFraming(sent, chat=False, context=None if raw else token_ids(system + prompt))
+    ids = None if raw else previous + token_ids(system + prompt)
+    framing = NativeFraming(sent, chat=False, context=ids)
     await serve(sim, exchange, plan, framing)
+
+
+def _context_ids(context: list[Any] | None) -> list[int]:
+    ids = []
+    for item in context or []:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise BadRequest(
+                f"json: cannot unmarshal {json_kind(item)} into Go struct field "
+                "GenerateRequest.context of type int"
+            )
+        ids.append(item)
+    return ids
 
 
 def _messages(fields: Fields) -> list[str]:
@@ -136,10 +186,8 @@ def _messages(fields: Fields) -> list[str]:
                 "ChatRequest.messages of type api.Message"
             )
         part = Fields(message, "ChatRequest.messages")
-        role, content = part.string("role").lower(), part.string("content")
-        if role and role not in _ROLES:
-            raise BadRequest(f"invalid role: {role}")
-        contents.append(content)
+        part.string("role")
+        contents.append(part.string("content"))
     return contents
 
 
@@ -149,16 +197,21 @@ async def chat(sim: Simulator, exchange: Exchange) -> None:
     fields = Fields(parse_body(await exchange.body(), "ChatRequest"), "ChatRequest")
     sent = fields.string("model")
     stream = fields.boolean("stream")
+    keep_alive, think_field = (
+        keep_alive_from_json(fields.data.get("keep_alive")),
+        _decode_think(fields),
+    )
     contents = _messages(fields)
     tools = fields.array("tools", "api.Tools")
+    _check_format_and_logprobs(fields)
     model = sim.find(sent)
     if "completion" not in model.capabilities:
         raise BadRequest(f'"{sent}" does not support chat')
     if tools and "tools" not in model.capabilities:
         full = f"{model.name.host}/{model.name.namespace}/{model.name.model}:{model.name.tag}"
         raise BadRequest(f"{full} does not support tools")
-    _check_think(fields, model, sent)
-    runner_options, sampling, keep_alive = _common(sim, fields, model)
+    think = _thinks(think_field, model, sent)
+    runner_options, sampling = _options(sim, fields, model)
     if not contents:
         empty = {"message": {"role": "assistant", "content": ""}}
         await _load_or_unload(sim, exchange, sent, model, runner_options, keep_alive, empty)
@@ -172,6 +225,7 @@ async def chat(sim: Simulator, exchange: Exchange) -> None:
         prompt_tokens=chat_prompt_tokens(contents),
         prompt_key="\x00".join(contents),
         stream=stream is not False,
+        think=think,
     )
     await serve(sim, exchange, plan, NativeFraming(sent, chat=True))
 

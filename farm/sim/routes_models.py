@@ -9,7 +9,8 @@ from typing import Any
 from farm.sim import catalogue
 from farm.sim.decode import Fields, parse_body
 from farm.sim.errors import ApiError, BadRequest, ClientGone, NotFound
-from farm.sim.exchange import NDJSON_TYPE, Exchange, encode_json
+from farm.sim.exchange import Exchange
+from farm.sim.progress import stream_or_last
 from farm.sim.simulator import Simulator
 from farm.sim.stamps import local_stamp
 from farm.sim.store import LocalModel, digest_hex
@@ -133,20 +134,7 @@ async def pull(sim: Simulator, exchange: Exchange) -> None:
     if not name:
         raise BadRequest("model is required")
     sim.parse(name)
-    events = _pull_events(sim, name, exchange.gone)
-    if not stream:
-        last: dict[str, Any] = {}
-        async for event in events:
-            last = event
-        await exchange.json(200, last)
-        return
-    await exchange.start(200, NDJSON_TYPE, None)
-    try:
-        async for event in events:
-            await exchange.chunk(encode_json(event) + b"\n")
-    except ApiError as exc:
-        await exchange.chunk(encode_json({"error": exc.message}) + b"\n")
-    await exchange.end()
+    await stream_or_last(exchange, stream, _pull_events(sim, name, exchange.gone))
 
 
 def _blob_digest(exchange: Exchange) -> str:

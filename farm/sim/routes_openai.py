@@ -8,31 +8,21 @@ errors use OpenAI's shape with the type chosen by status.
 from __future__ import annotations
 
 import base64
-import random
 import struct
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from farm.sim.decode import Fields, parse_body
 from farm.sim.errors import ApiError, BadRequest, NotFound
-from farm.sim.exchange import SSE_TYPE, Exchange, encode_json
-from farm.sim.generation import RunMetrics
+from farm.sim.exchange import PLAIN_JSON_TYPE, Exchange
 from farm.sim.inference import Plan, serve
+from farm.sim.openai_framing import SseFraming, error_body
 from farm.sim.options import Sampling, parse_options
 from farm.sim.routes_embed import compute
 from farm.sim.simulator import Simulator
 from farm.sim.tokens import chat_prompt_tokens, generate_prompt_tokens
 
 Handler = Callable[[Simulator, Exchange], Awaitable[None]]
-DONE = b"data: [DONE]\n\n"
-
-
-def error_body(exc: ApiError) -> dict[str, Any]:
-    """OpenAI's error object; the type follows the status."""
-    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(exc.status, "api_error")
-    return {"error": {"message": exc.message, "type": kind, "param": None, "code": None}}
 
 
 def openai_errors(handler: Handler) -> Handler:
@@ -48,101 +38,6 @@ def openai_errors(handler: Handler) -> Handler:
 
     wrapped.__doc__ = handler.__doc__
     return wrapped
-
-
-@dataclass(slots=True)
-class SseFraming:
-    """SSE framing of chat completion chunks (`chat=True`) or text completion chunks."""
-
-    model: str
-    chat: bool
-    include_usage: bool
-    ident: str = field(default_factory=lambda: str(random.randint(0, 998)))
-    created: int = field(default_factory=lambda: int(time.time()))
-    content_type: str = SSE_TYPE
-    _first: bool = True
-
-    def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        prefix, kind = (
-            ("chatcmpl-", "chat.completion") if self.chat else ("cmpl-", "text_completion")
-        )
-        body = {
-            "id": prefix + self.ident,
-            "object": kind + ".chunk" if self.chat else kind,
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": "fp_ollama",
-            "choices": choices,
-        }
-        body.update(extra)
-        return body
-
-    @staticmethod
-    def _event(body: dict[str, Any]) -> bytes:
-        return b"data: " + encode_json(body) + b"\n\n"
-
-    def _zero_usage(self) -> dict[str, Any]:
-        # Quirk of /v1/completions with include_usage: every chunk carries zero usage.
-        if self.include_usage and not self.chat:
-            return {"usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
-        return {}
-
-    def piece(self, text: str) -> bytes:
-        """One content chunk."""
-        if self.chat:
-            delta: dict[str, Any] = {"content": text}
-            if self._first:
-                delta = {"role": "assistant", "content": text}
-            self._first = False
-            choice = {"index": 0, "delta": delta, "finish_reason": None}
-        else:
-            choice = {"text": text, "index": 0, "finish_reason": None}
-        return self._event(self._chunk([choice], **self._zero_usage()))
-
-    def final(self, metrics: RunMetrics) -> bytes:
-        """The finish chunk, the optional usage chunk and `[DONE]`."""
-        if self.chat:
-            delta: dict[str, Any] = {"role": "assistant"} if self._first else {}
-            choice = {"index": 0, "delta": delta, "finish_reason": metrics.done_reason}
-        else:
-            choice = {"text": "", "index": 0, "finish_reason": metrics.done_reason}
-        out = self._event(self._chunk([choice], **self._zero_usage()))
-        if self.include_usage:
-            out += self._event(self._chunk([], usage=usage(metrics)))
-        return out + DONE
-
-    def whole(self, metrics: RunMetrics) -> dict[str, Any]:
-        """The non-streamed completion object."""
-        text = "".join(metrics.output)
-        if self.chat:
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": metrics.done_reason,
-            }
-        else:
-            choice = {"text": text, "index": 0, "finish_reason": metrics.done_reason}
-        body = self._chunk([choice], usage=usage(metrics))
-        body["object"] = "chat.completion" if self.chat else "text_completion"
-        return body
-
-    def error_line(self, message: str) -> bytes:
-        """An in-band error event after the stream started."""
-        return self._event(error_body(ApiError(message)))
-
-    async def error(self, exchange: Exchange, exc: ApiError) -> None:
-        """An error before the first byte, in OpenAI's shape."""
-        await exchange.json(exc.status, error_body(exc))
-
-
-def usage(metrics: RunMetrics) -> dict[str, int]:
-    """OpenAI usage from the native counts."""
-    prompt, completion = metrics.prompt_eval_count, metrics.eval_count
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
 
 
 def _content(value: object) -> str:
@@ -180,6 +75,14 @@ def _sampling(fields: Fields, sim: Simulator, model: Any) -> tuple[Any, Sampling
     return parse_options(options, sim.config.context_length, sim.model_params(model))
 
 
+def _openai_think(fields: Fields, model: Any) -> bool:
+    """Reasoning on for thinking models unless `reasoning_effort` is "none"."""
+    effort = fields.data.get("reasoning_effort")
+    reasoning = fields.obj("reasoning") or {}
+    effort = effort if effort is not None else reasoning.get("effort")
+    return "thinking" in model.capabilities and effort != "none"
+
+
 def _include_usage(fields: Fields) -> bool:
     stream_options = fields.obj("stream_options") or {}
     return bool(stream_options.get("include_usage"))
@@ -208,6 +111,7 @@ async def chat_completions(sim: Simulator, exchange: Exchange) -> None:
         prompt_tokens=chat_prompt_tokens(contents),
         prompt_key="\x00".join(contents),
         stream=fields.boolean("stream") is True,
+        think=_openai_think(fields, model),
     )
     await serve(
         sim, exchange, plan, SseFraming(sent, chat=True, include_usage=_include_usage(fields))
@@ -253,7 +157,7 @@ def _model_object(sim: Simulator, model: Any, ident: str) -> dict[str, Any]:
 async def models(sim: Simulator, exchange: Exchange) -> None:
     """`GET /v1/models` (`"data": null` when no model is present, as Ollama does)."""
     data = [_model_object(sim, m, m.name.display) for m in sim.store.models()]
-    await exchange.json(200, {"object": "list", "data": data or None})
+    await exchange.json(200, {"object": "list", "data": data or None}, PLAIN_JSON_TYPE)
 
 
 @openai_errors
@@ -264,7 +168,7 @@ async def model(sim: Simulator, exchange: Exchange) -> None:
         found = sim.find(ident)
     except (NotFound, BadRequest) as exc:
         raise NotFound(f'model "{ident}" not found') from exc
-    await exchange.json(200, _model_object(sim, found, ident))
+    await exchange.json(200, _model_object(sim, found, ident), PLAIN_JSON_TYPE)
 
 
 @openai_errors
@@ -302,4 +206,4 @@ async def embeddings(sim: Simulator, exchange: Exchange) -> None:
         "model": sent,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
-    await exchange.json(200, body)
+    await exchange.json(200, body, PLAIN_JSON_TYPE)

@@ -66,6 +66,13 @@ CASES = [
     ),
     case(
         GEN,
+        {"model": "ghost", "prompt": "x", "keep_alive": True},
+        400,
+        "Unsupported type: 'bool'",
+        "keep-alive-decoded-before-model-lookup",
+    ),
+    case(
+        GEN,
         {"model": M, "prompt": "x", "options": {"num_ctx": "big"}},
         500,
         'option "num_ctx" must be of type integer',

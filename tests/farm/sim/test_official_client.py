@@ -135,3 +135,43 @@ def test_model_management_show_pull_copy_delete_embed(tmp_path: Path) -> None:
             wrong = http.post("/api/blobs/sha256:" + "0" * 64, content=b"other")
             assert wrong.status_code == 400
             assert wrong.json()["error"].startswith('digest mismatch, expected "sha256:000')
+
+
+def test_thinking_model_reasons_first_unless_told_not_to() -> None:
+    with SimServer(pull_ms=10, **FAST) as sim, ollama.Client(host=sim.url) as client:
+        assert client.pull("qwen3:0.6b").status == "success"
+        chunks = list(
+            client.chat(
+                model="qwen3:0.6b", messages=[{"role": "user", "content": "q"}], stream=True
+            )
+        )
+        thinking = [c.message.thinking for c in chunks if c.message.thinking]
+        content = [c.message.content for c in chunks if c.message.content]
+        assert thinking and content
+        first_content = next(i for i, c in enumerate(chunks) if c.message.content)
+        assert all(not c.message.thinking for c in chunks[first_content:])
+        assert chunks[-1].eval_count == len(thinking) + len(content)
+        plain = client.generate(model="qwen3:0.6b", prompt="q", think=False)
+        assert plain.thinking is None and plain.response
+        with pytest.raises(ollama.ResponseError, match="does not support thinking"):
+            client.generate(model=MODEL, prompt="q", think=True)
+
+
+def test_create_from_existing_model_and_push_is_refused() -> None:
+    with SimServer(**FAST) as sim, ollama.Client(host=sim.url) as client:
+        progress = list(client.create(model="derived", from_=MODEL, stream=True))
+        assert progress[0].status.startswith("using existing layer sha256:")
+        assert progress[-1].status == "success"
+        assert "derived:latest" in {m.model for m in client.list().models}
+        with pytest.raises(ollama.ResponseError, match="unauthorized"):
+            list(client.push("someone/derived", stream=True))
+
+
+def test_generate_context_is_prefixed_to_the_next_prompt(client: ollama.Client) -> None:
+    first = client.generate(model=MODEL, prompt="remember this", options={"num_predict": 3})
+    assert first.context is not None
+    follow = client.generate(
+        model=MODEL, prompt="and this", context=first.context, options={"num_predict": 2}
+    )
+    assert follow.prompt_eval_count == len(first.context) + 1 + 2
+    assert follow.context[: len(first.context)] == first.context

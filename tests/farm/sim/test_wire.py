@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import select
 import socket
+import struct
 import subprocess
 from typing import Any
 
 import httpx
+import pytest
 
+from farm.sim.frames import NativeChunk
 from farm.sim.testing import SimServer
 
 from .conftest import FAST
@@ -44,6 +48,8 @@ def test_curl_sees_ndjson_one_object_per_line(sim: SimServer) -> None:
     assert [o["done"] for o in objects] == [False] * 6 + [True]
     assert list(objects[0]) == ["model", "created_at", "response", "done"]
     assert objects[0]["created_at"].endswith("Z")
+    # Every line is a frame the simulator's own decoder reads back unchanged.
+    assert [NativeChunk.decode(o).encode() for o in objects] == objects
     final = objects[-1]
     assert list(final)[:6] == ["model", "created_at", "response", "done", "done_reason", "context"]
     assert final["done_reason"] == "length" and final["eval_count"] == 6
@@ -83,6 +89,7 @@ def test_openai_non_stream_is_the_default(sim: SimServer) -> None:
     with httpx.Client(base_url=sim.url, trust_env=False) as http:
         reply = http.post("/v1/completions", json={"model": MODEL, "prompt": "x", "max_tokens": 2})
         body = reply.json()
+        assert reply.headers["content-type"] == "application/json"
         assert body["object"] == "text_completion" and body["id"].startswith("cmpl-")
         assert body["usage"]["completion_tokens"] == 2
         listing = http.get("/v1/models").json()
@@ -127,3 +134,30 @@ def test_no_headers_before_first_token_and_stall_fault() -> None:
             assert readable == []  # no status line while no token exists
         state = sim.wait_for(lambda s: s["requests"]["cancelled"] == 1)
         assert state["models"][MODEL]["active"] == 0
+
+
+def test_openai_models_and_embeddings(sim: SimServer) -> None:
+    with httpx.Client(base_url=sim.url, trust_env=False) as http:
+        one = http.get(f"/v1/models/{MODEL}").json()
+        assert (one["id"], one["object"], one["owned_by"]) == (MODEL, "model", "library")
+        body = {"model": MODEL, "input": ["a", "b"], "dimensions": 8}
+        floats = http.post("/v1/embeddings", json=body).json()
+        assert [d["index"] for d in floats["data"]] == [0, 1]
+        assert len(floats["data"][0]["embedding"]) == 8
+        packed = http.post("/v1/embeddings", json={**body, "encoding_format": "base64"}).json()
+        raw = base64.b64decode(packed["data"][0]["embedding"])
+        assert struct.unpack("<8f", raw) == pytest.approx(floats["data"][0]["embedding"], 1e-6)
+        bad = http.post("/v1/embeddings", json={"model": MODEL, "input": []})
+        assert bad.status_code == 400 and bad.json()["error"]["message"] == "invalid input"
+
+
+def test_empty_store_lists_nothing_and_says_it_is_synthetic() -> None:
+    with (
+        SimServer(empty_store=True) as sim,
+        httpx.Client(base_url=sim.url, trust_env=False) as http,
+    ):
+        assert http.get("/api/tags").json() == {"models": []}
+        assert http.get("/v1/models").json() == {"object": "list", "data": None}
+        assert http.head("/api/blobs/sha256:nothex").status_code == 400
+        assert sim.state()["synthetic"] is True and sim.state()["models"] == {}
+    assert "SYNTHETIC Ollama backend" in sim.output().splitlines()[0]

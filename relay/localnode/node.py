@@ -1,0 +1,231 @@
+"""The local NKN node: seed JSON-RPC and the client websocket, on one loopback port.
+
+It implements the node side of the nkn-sdk client protocol (spec: nkn-protocol.md §7): answer
+`getwsaddr`, send `authChallenge` at once, register addresses on `setClient`, and route
+`OutboundMessage`s to every socket registered under each destination. It is a **local test
+network**: no consensus, no sigchain, no relaying between nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+
+from aiohttp import WSMsgType, web
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from relay.localnode.codec import (
+    OUTBOUND_MESSAGE,
+    RECEIPT,
+    ClientMessage,
+    OutboundMessage,
+    inbound_frame,
+)
+from relay.localnode.config import LocalNodeConfig
+from relay.localnode.errors import CodecError
+from relay.localnode.rpc import (
+    CORS_HEADERS,
+    INVALID_METHOD,
+    INVALID_PARAMS,
+    INVALID_SIGNATURE,
+    SUCCESS,
+    handle_rpc,
+)
+from relay.localnode.state import STATE, Held, NodeState
+
+log = logging.getLogger(__name__)
+
+
+def _valid_addr(addr: object) -> bool:
+    if not isinstance(addr, str):
+        return False
+    pubkey = addr.rsplit(".", 1)[-1]
+    return len(pubkey) == 64 and all(c in "0123456789abcdef" for c in pubkey.lower())
+
+
+def _signature_ok(addr: str, challenge: bytes, msg: dict[str, object]) -> bool:
+    """Check the ed25519 signature over sha256(challenge + salt), when the client sent one."""
+    salt, signature = msg.get("ClientSalt"), msg.get("Signature")
+    if salt is None and signature is None:
+        return True  # old clients (and the real node) may skip it; see spec §1.3
+    try:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(addr.rsplit(".", 1)[-1]))
+        digest = hashlib.sha256(challenge + bytes.fromhex(str(salt))).digest()
+        key.verify(bytes.fromhex(str(signature)), digest)
+    except (ValueError, InvalidSignature):
+        return False
+    return True
+
+
+async def _set_client(
+    state: NodeState, ws: web.WebSocketResponse, msg: dict[str, object], challenge: bytes, host: str
+) -> str | None:
+    addr = msg.get("Addr")
+    if not isinstance(addr, str) or not _valid_addr(addr):
+        await ws.send_json({"Action": "setClient", "Error": INVALID_PARAMS, "Desc": "bad Addr"})
+        return None
+    if state.config.verify_signatures and not _signature_ok(addr, challenge, msg):
+        await ws.send_json(
+            {"Action": "setClient", "Error": INVALID_SIGNATURE, "Desc": "invalid signature"}
+        )
+        return None
+    state.clients[addr].add(ws)
+    result = {"node": state.node_info(host), "sigChainBlockHash": "00" * 32}
+    await ws.send_json(
+        {"Action": "setClient", "Error": SUCCESS, "Desc": "SUCCESS", "Result": result}
+    )
+    log.info("client registered: %s", addr)
+    held = state.held.pop(addr, deque())
+    now = time.monotonic()
+    for item in held:
+        if item.expires > now:
+            await _deliver(state, addr, item.src, item.payload, 0)
+    return addr
+
+
+async def _deliver(state: NodeState, dest: str, src: str, payload: bytes, holding_s: int) -> None:
+    sockets = list(state.clients.get(dest, ()))
+    if not sockets:
+        # Like the real node: drop for offline peers unless the sender asked us to hold it.
+        state.purge_expired()
+        if holding_s > 0 and state.held_count() < state.config.max_held:
+            state.held[dest].append(Held(time.monotonic() + holding_s, src, payload))
+        else:
+            state.dropped += 1
+            log.debug("dropped message for offline %s", dest)
+        return
+    frame = inbound_frame(src, payload)
+    for ws in sockets:
+        try:
+            await ws.send_bytes(frame)
+            state.delivered += 1
+        except ConnectionError:
+            state.dropped += 1
+
+
+async def _route(state: NodeState, src: str | None, data: bytes) -> None:
+    try:
+        outer = ClientMessage.decode(data)
+        if outer.message_type == RECEIPT:
+            return  # receipts feed the real node's proof of relay; nothing to do here
+        if outer.message_type != OUTBOUND_MESSAGE:
+            raise CodecError(f"unexpected message type {outer.message_type} from a client")
+        if src is None:
+            raise CodecError("binary frame before setClient")
+        message = OutboundMessage.decode(outer.body())
+        routes = message.routes()
+    except CodecError as exc:
+        state.dropped += 1
+        log.warning("dropped a bad frame from %s: %s", src, exc)
+        return
+    for dest, payload in routes:
+        await _deliver(state, dest, src, payload, message.max_holding_seconds)
+
+
+async def _websocket(request: web.Request) -> web.WebSocketResponse:
+    state: NodeState = request.app[STATE]
+    ws = web.WebSocketResponse(max_msg_size=state.config.max_frame_bytes, autoping=True)
+    await ws.prepare(request)
+    challenge = os.urandom(32)
+    # Sent at once: without it the SDK waits 5 s before setClient (spec trap 2).
+    await ws.send_json(
+        {"Action": "authChallenge", "Challenge": challenge.hex(), "Error": 0, "Desc": "SUCCESS"}
+    )
+    addr: str | None = None
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                await _route(state, addr, msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                new_addr = await _text(state, ws, msg.data, challenge, request.host)
+                if new_addr is not None and addr not in (None, new_addr):
+                    _unregister(state, ws, addr)  # a second setClient moves the socket
+                addr = new_addr or addr
+    finally:
+        if addr is not None:
+            _unregister(state, ws, addr)
+    return ws
+
+
+def _unregister(state: NodeState, ws: web.WebSocketResponse, addr: str | None) -> None:
+    sockets = state.clients.get(addr or "")
+    if sockets is None:
+        return
+    sockets.discard(ws)
+    if not sockets:
+        del state.clients[addr or ""]
+    log.info("client left: %s", addr)
+
+
+async def _text(
+    state: NodeState, ws: web.WebSocketResponse, data: str, challenge: bytes, host: str
+) -> str | None:
+    try:
+        msg = json.loads(data)
+        action = msg["Action"]
+    except (ValueError, KeyError, TypeError):
+        await ws.send_json({"Action": "", "Error": INVALID_PARAMS, "Desc": "expected JSON action"})
+        return None
+    if action == "setClient":
+        return await _set_client(state, ws, msg, challenge, host)
+    # The JS SDK sends no other text action; answer politely in JSON (trap 4).
+    await ws.send_json({"Action": str(action), "Error": INVALID_METHOD, "Desc": "not supported"})
+    return None
+
+
+async def _dispatch(request: web.Request) -> web.StreamResponse:
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers=CORS_HEADERS)
+    if request.method == "POST":
+        return await handle_rpc(request)
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return await _websocket(request)
+    if request.path == "/_localnode/state":
+        return web.json_response(request.app[STATE].snapshot())
+    return web.Response(
+        text="NKN local test network node: POST JSON-RPC or open a websocket\n", status=400
+    )
+
+
+async def _close_sockets(app: web.Application) -> None:
+    state: NodeState = app[STATE]
+    for sockets in list(state.clients.values()):
+        for ws in list(sockets):
+            await ws.close()
+
+
+def create_app(config: LocalNodeConfig) -> web.Application:
+    """Build the node: JSON-RPC (POST, any path) and websocket (GET upgrade, any path)."""
+    app = web.Application(client_max_size=1024 * 1024)
+    app[STATE] = NodeState(config)
+    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+async def serve(config: LocalNodeConfig, on_ready: Callable[[str], None]) -> None:
+    """Run the node until cancelled; `on_ready` gets the base URL once the port is bound."""
+    ssl_context = None
+    if config.tls:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(str(config.certfile), str(config.keyfile))
+    runner = web.AppRunner(create_app(config), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
+        await site.start()
+        port = runner.addresses[0][1]  # the bound port, also when port 0 asked for any free one
+        scheme = "https" if config.tls else "http"
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        on_ready(f"{scheme}://{host}:{port}")
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
