@@ -16,6 +16,7 @@ from aiohttp import web
 
 from farm.proxy.testing import free_port
 
+EXISTING_BLOB = "sha256:" + "e" * 64
 BIG = bytes(range(256)) * 20_000  # ~5 MB: more than any buffer on the way
 
 
@@ -161,6 +162,8 @@ class FakeBackend:
         return resp
 
     async def _blob(self, request: web.Request) -> web.Response:
+        if request.match_info["digest"] == EXISTING_BLOB:
+            return web.Response(status=200)  # like Ollama: already stored, body not read
         digest = hashlib.sha256()
         async for chunk in request.content.iter_any():
             if self.verify_blobs:

@@ -13,7 +13,7 @@ import pytest
 from farm.proxy.config import ProxyConfig
 from farm.proxy.testing import free_port
 from tests.farm.proxy.conftest import run_proxy
-from tests.farm.proxy.fake_backend import FakeBackend
+from tests.farm.proxy.fake_backend import EXISTING_BLOB, FakeBackend
 from tests.farm.proxy.test_forward import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -193,3 +193,14 @@ async def test_backend_marked_down_by_probes_comes_back_when_it_recovers():
                     assert resp.status == 200
     finally:
         await fake.stop()
+
+
+async def test_blob_the_backend_already_has_answers_without_reading_the_upload(fake, proxy_for):
+    async with proxy_for([fake.url]) as proxy, aiohttp.ClientSession() as http:
+        for _ in range(2):  # the connection left half-written must not be reused
+            body = _chunks(b"z" * (4 * 1024 * 1024))
+            async with http.post(proxy.url + "/api/blobs/" + EXISTING_BLOB, data=body) as resp:
+                assert resp.status == 200
+        async with http.get(proxy.url + "/api/version") as resp:
+            assert resp.status == 200
+    assert fake.state.blob_bytes == 0
