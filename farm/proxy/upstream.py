@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 from collections.abc import AsyncIterator
 
 import httptools
@@ -74,8 +75,9 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:  # noqa: D102
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(f"malformed response from backend: {exc}")
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            # Upgrades (101) are not proxied: Ollama's API has none.
+            self._fail(f"malformed or unsupported response from backend: {exc!r}")
             assert self.transport is not None
             self.transport.close()
 
@@ -171,6 +173,8 @@ class Connection(asyncio.Protocol):
             async for chunk in body:
                 if self.closed:
                     return
+                if not chunk:
+                    continue  # an empty chunk would read as the end of a chunked body
                 if chunked:
                     transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
                 else:
@@ -244,15 +248,28 @@ class Connection(asyncio.Protocol):
 class UpstreamPool:
     """Keep-alive connections to one backend (`host`, `port`)."""
 
-    def __init__(self, host: str, port: int, connect_timeout_s: float, keepalive_s: float) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        connect_timeout_s: float,
+        keepalive_s: float,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.host = host
         self.port = port
+        self.tls = tls
         self.host_header = (
             f"{host}:{port}".encode() if ":" not in host else f"[{host}]:{port}".encode()
         )
         self.connect_timeout_s = connect_timeout_s
         self.keepalive_s = keepalive_s
         self._idle: list[tuple[Connection, float]] = []
+
+    @property
+    def idle_connections(self) -> list[Connection]:
+        """Connections waiting in the pool (for health reporting and tests)."""
+        return [conn for conn, _ in self._idle]
 
     async def acquire(self) -> tuple[Connection, bool]:
         """An idle connection (reused=True) or a new one; raises `ConnectFailed`."""
@@ -265,7 +282,8 @@ class UpstreamPool:
             conn.close()
         try:
             transport, conn = await asyncio.wait_for(
-                loop.create_connection(Connection, self.host, self.port), self.connect_timeout_s
+                loop.create_connection(Connection, self.host, self.port, ssl=self.tls),
+                self.connect_timeout_s,
             )
         except (OSError, TimeoutError) as exc:
             raise ConnectFailed(str(exc) or type(exc).__name__) from exc
