@@ -56,3 +56,17 @@ async def test_relay_cancel_frees_the_simulator_slot(sim: SimServer) -> None:
             10.0,
         )
     assert state["models"][MODEL]["waiting"] == 0
+
+
+async def test_openai_sse_stream_is_relayed_as_lines_with_done(sim: SimServer) -> None:
+    body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    async with running_relay(config_for(sim.url)) as h:
+        async with h.client.stream(path="/v1/chat/completions", json=body) as s:
+            lines = await s.lines()
+    assert lines[-1].line == "data: [DONE]"
+    chunks = [json.loads(line.line.removeprefix("data: ")) for line in lines[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[-1]["choices"][0]["finish_reason"] is not None
+    assert s.result.begin is not None
+    assert s.result.begin.headers["content-type"].startswith("text/event-stream")
+    assert s.result.end is not None and s.result.end.done_seen and s.result.end.ok

@@ -22,6 +22,7 @@ class Upstream:
         self.disconnects = 0
         self.requests: list[dict[str, object]] = []
         self._server: asyncio.Server | None = None
+        self._handlers: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self.url = ""
 
     async def __aenter__(self) -> Upstream:
@@ -33,8 +34,12 @@ class Upstream:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
-        with suppress(Exception):
-            self._server.close_clients()
+        # Let open handlers finish by dropping their connections (a cancelled handler task
+        # makes asyncio log an error on Python 3.11).
+        for writer in self._handlers.values():
+            writer.transport.abort()
+        if self._handlers:
+            await asyncio.wait(set(self._handlers), timeout=5)
         await self._server.wait_closed()
 
     async def wait_for(self, predicate, timeout: float = 5.0) -> None:
@@ -47,6 +52,9 @@ class Upstream:
             await asyncio.sleep(0.01)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers[task] = writer
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
@@ -86,6 +94,7 @@ class Upstream:
             writer.close()
             with suppress(ConnectionError):
                 await writer.wait_closed()
+            self._handlers.pop(task, None)
 
     async def _send(
         self, writer: asyncio.StreamWriter, status: int, ctype: str, body: bytes
