@@ -95,8 +95,12 @@ def test_cpu_flag_sends_no_device_request(farm: Farm, engine: FakeEngine) -> Non
             lambda e: e.add_container("ollama-farm") and e.state.undeletable.add("ollama-farm"),
             "cannot remove stale container ollama-farm",
         ),
+        (
+            lambda e: e.state.taken_names.add("ollama-farm"),
+            "container name 'ollama-farm' is taken (Conflict. The container name",
+        ),
     ],
-    ids=["image-pull-failure", "nvidia-driver-missing", "name-conflict"],
+    ids=["image-pull-failure", "nvidia-driver-missing", "stale-undeletable", "name-conflict"],
 )
 def test_engine_errors_are_one_line_and_leave_no_container(
     farm: Farm, engine: FakeEngine, breakage, expected: str
