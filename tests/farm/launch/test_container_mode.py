@@ -43,6 +43,7 @@ def test_docker_up_sends_the_gpu_container_spec_and_down_removes_it(
     assert host["Binds"] == [f"{farm.cwd / 'ollama-home'}:/root/.ollama:rw"]
     assert host["PortBindings"] == {"11434/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(back)}]}
     assert "OLLAMA_NUM_GPU_LAYERS" not in str(spec)
+    assert "GPU enabled (--gpus all), layers=-1, num_parallel=4" in done.stderr
 
     status = farm.run("status")
     assert status.returncode == 0, status.stdout
