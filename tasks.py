@@ -186,3 +186,14 @@ def nkn_local(
     args = _flag("host", host) + _flag("port", port)
     args += _flag("certfile", certfile) + _flag("keyfile", keyfile)
     _python(c, "relay.localnode", args)
+
+
+@task(
+    help={
+        "env_file": "settings file, created with a fresh NKN seed on first run (default .env)",
+        "debug": "live terminal view of incoming and outgoing DMs",
+    }
+)
+def relay(c: Context, env_file: str = ".env", debug: bool = False) -> None:
+    """Run the NKN relay in front of the farm proxy (prints `NKN ready: <address>`)."""
+    _python(c, "relay", _flag("env-file", env_file) + _flag("debug", debug))

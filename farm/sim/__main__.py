@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         log_level="warning",
         server_header=False,
         lifespan="on",
+        # A stalled stream (fault injection) must not keep the process alive forever.
+        timeout_graceful_shutdown=3,
     )
     return 0
 

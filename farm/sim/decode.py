@@ -66,7 +66,8 @@ class Fields:
     """Typed access to the fields of one decoded Go struct (`struct` names it in errors)."""
 
     def __init__(self, data: dict[str, Any], struct: str) -> None:
-        self.data = data
+        # Go matches JSON keys to struct fields case-insensitively ("Model" fills `model`).
+        self.data = {key.lower(): value for key, value in data.items()}
         self.struct = struct
 
     def _bad(self, name: str, value: object, go_type: str) -> BadRequest:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from farm.sim.config import SimConfig
 from farm.sim.errors import ClientGone, RunnerFailure
+from farm.sim.frames import Metrics
 from farm.sim.options import Sampling
 from farm.sim.runner import Runner
 from farm.sim.timing import TimingModel
@@ -41,17 +42,16 @@ class RunMetrics:
     output: list[str] = field(default_factory=list)
     thinking: list[str] = field(default_factory=list)
 
-    def final_fields(self) -> dict[str, int]:
-        """The six metrics in Ollama's order, zero values left out (`omitempty`)."""
-        values = {
-            "total_duration": time.perf_counter_ns() - self.start_ns,
-            "load_duration": self.loaded_ns - self.start_ns,
-            "prompt_eval_count": self.prompt_eval_count,
-            "prompt_eval_duration": self.prompt_eval_ns,
-            "eval_count": self.eval_count,
-            "eval_duration": self.eval_ns,
-        }
-        return {key: value for key, value in values.items() if value}
+    def final(self) -> Metrics:
+        """The final chunk's metrics; `total_duration` ends now."""
+        return Metrics(
+            total_duration=time.perf_counter_ns() - self.start_ns,
+            load_duration=self.loaded_ns - self.start_ns,
+            prompt_eval_count=self.prompt_eval_count,
+            prompt_eval_duration=self.prompt_eval_ns,
+            eval_count=self.eval_count,
+            eval_duration=self.eval_ns,
+        )
 
 
 class Generation:

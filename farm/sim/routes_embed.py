@@ -81,7 +81,7 @@ async def embed(sim: Simulator, exchange: Exchange) -> None:
         sim, exchange, model, texts, fields, dimensions, truncate, start
     )
     body: dict[str, Any] = {"model": sent, "embeddings": vectors}
-    final = metrics.final_fields()
+    final = metrics.final().encode()
     for key in ("total_duration", "load_duration", "prompt_eval_count"):
         if key in final:
             body[key] = final[key]

@@ -9,6 +9,7 @@ from farm.sim.decode import Fields, json_kind, parse_body
 from farm.sim.durations import keep_alive_from_json
 from farm.sim.errors import ApiError, BadRequest, RunnerFailure
 from farm.sim.exchange import JSON_TYPE, NDJSON_TYPE, Exchange, encode_json
+from farm.sim.frames import NativeChunk
 from farm.sim.generation import RunMetrics
 from farm.sim.inference import Plan, serve
 from farm.sim.options import parse_options
@@ -28,38 +29,40 @@ class NativeFraming:
     content_type: str = NDJSON_TYPE
     json_type: str = JSON_TYPE
 
-    def _head(self, text: str, thinking: str = "") -> dict[str, Any]:
-        head: dict[str, Any] = {"model": self.model, "created_at": utc_now()}
-        if self.chat:
-            head["message"] = {"role": "assistant", "content": text}
-            if thinking:
-                head["message"]["thinking"] = thinking
-        else:
-            head["response"] = text
-            if thinking:
-                head["thinking"] = thinking
-        return head
-
     def piece(self, text: str, thinking: bool) -> bytes:
         """`{"model","created_at","response"|"message",["thinking"],"done":false}` + newline."""
-        head = self._head("", text) if thinking else self._head(text)
-        return encode_json({**head, "done": False}) + b"\n"
+        chunk = NativeChunk(
+            self.model,
+            utc_now(),
+            self.chat,
+            text="" if thinking else text,
+            thinking=text if thinking else "",
+        )
+        return encode_json(chunk.encode()) + b"\n"
 
-    def _done(self, metrics: RunMetrics, text: str, thinking: str = "") -> dict[str, Any]:
-        head = self._head(text, thinking)
-        body = {**head, "done": True, "done_reason": metrics.done_reason}
+    def _done(self, metrics: RunMetrics, text: str, thinking: str = "") -> NativeChunk:
+        context = None
         if self.context is not None:
-            body["context"] = self.context + token_ids("".join(metrics.output))
-        body.update(metrics.final_fields())
-        return body
+            context = tuple(self.context + token_ids("".join(metrics.output)))
+        return NativeChunk(
+            self.model,
+            utc_now(),
+            self.chat,
+            text=text,
+            thinking=thinking,
+            done=True,
+            done_reason=metrics.done_reason,
+            context=context,
+            metrics=metrics.final(),
+        )
 
     def final(self, metrics: RunMetrics) -> bytes:
         """The `done:true` chunk with the six metrics (and generate's `context`)."""
-        return encode_json(self._done(metrics, "")) + b"\n"
+        return encode_json(self._done(metrics, "").encode()) + b"\n"
 
     def whole(self, metrics: RunMetrics) -> dict[str, Any]:
         """`stream:false`: the final chunk with all text concatenated."""
-        return self._done(metrics, "".join(metrics.output), "".join(metrics.thinking))
+        return self._done(metrics, "".join(metrics.output), "".join(metrics.thinking)).encode()
 
     def error_line(self, message: str) -> bytes:
         """`{"error": ...}` after the stream began."""
@@ -130,6 +133,7 @@ async def generate(sim: Simulator, exchange: Exchange) -> None:
     suffix = fields.string("suffix")
     _check_format_and_logprobs(fields)
     model = sim.find(sent, empty_is_404=True)
+    previous = _context_ids(context)
     if raw and (template or system or context):
         raise BadRequest("raw mode does not support template, system, or context")
     if "completion" not in model.capabilities:
@@ -149,13 +153,27 @@ async def generate(sim: Simulator, exchange: Exchange) -> None:
         runner_options=runner_options,
         sampling=sampling,
         keep_alive_s=keep_alive,
-        prompt_tokens=generate_prompt_tokens(prompt, system),
+        # A deprecated `context` is detokenised and put in front of the prompt.
+        prompt_tokens=generate_prompt_tokens(prompt, system) + len(previous),
         prompt_key=f"{system}\x00{prompt}",
         stream=stream is not False,
         think=think,
     )
-    framing = NativeFraming(sent, chat=False, context=None if raw else token_ids(system + prompt))
+    ids = None if raw else previous + token_ids(system + prompt)
+    framing = NativeFraming(sent, chat=False, context=ids)
     await serve(sim, exchange, plan, framing)
+
+
+def _context_ids(context: list[Any] | None) -> list[int]:
+    ids = []
+    for item in context or []:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise BadRequest(
+                f"json: cannot unmarshal {json_kind(item)} into Go struct field "
+                "GenerateRequest.context of type int"
+            )
+        ids.append(item)
+    return ids
 
 
 def _messages(fields: Fields) -> list[str]:

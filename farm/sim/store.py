@@ -143,10 +143,10 @@ class Store:
         self._manifest_path(model.name).unlink(missing_ok=True)
         self._index.pop(model.name.key, None)
         referenced = {layer["digest"] for m in self._index.values() for layer in m.layers}
-        referenced |= {m.config.get("_digest", "") for m in self._index.values()}
-        for layer in model.layers:
-            if layer["digest"] not in referenced:
-                self.blob_path(digest_hex(layer["digest"])).unlink(missing_ok=True)
+        referenced |= {m.config["_digest"] for m in self._index.values()}
+        for digest in [layer["digest"] for layer in model.layers] + [model.config["_digest"]]:
+            if digest not in referenced:
+                self.blob_path(digest_hex(digest)).unlink(missing_ok=True)
 
     async def write_blob(self, hex_digest: str, chunks: AsyncIterator[bytes]) -> bool:
         """Stream a request body into `blobs/`, verifying the digest; True if newly created.
@@ -198,7 +198,7 @@ class Store:
         manifest = json.loads(raw)
         config_digest = manifest["config"]["digest"]
         config = json.loads(self.blob_path(digest_hex(config_digest)).read_bytes())
-        config["_digest"] = config_digest
+        config["_digest"] = config_digest  # kept beside the config so delete can prune it
         layers = tuple(manifest.get("layers", ()))
         texts: dict[str, str] = {}
         for layer in layers:

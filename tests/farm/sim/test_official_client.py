@@ -165,3 +165,13 @@ def test_create_from_existing_model_and_push_is_refused() -> None:
         assert "derived:latest" in {m.model for m in client.list().models}
         with pytest.raises(ollama.ResponseError, match="unauthorized"):
             list(client.push("someone/derived", stream=True))
+
+
+def test_generate_context_is_prefixed_to_the_next_prompt(client: ollama.Client) -> None:
+    first = client.generate(model=MODEL, prompt="remember this", options={"num_predict": 3})
+    assert first.context is not None
+    follow = client.generate(
+        model=MODEL, prompt="and this", context=first.context, options={"num_predict": 2}
+    )
+    assert follow.prompt_eval_count == len(first.context) + 1 + 2
+    assert follow.context[: len(first.context)] == first.context

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -20,19 +21,19 @@ def _body(prompt: str, num_predict: int, **extra: Any) -> dict[str, Any]:
     return {"model": MODEL, "prompt": prompt, "options": {"num_predict": num_predict}, **extra}
 
 
-async def _stream(client: httpx.AsyncClient, prompt: str, n: int, marks: dict[str, float]) -> None:
+async def _stream(client: httpx.AsyncClient, prompt: str, n: int, marks: dict[str, Any]) -> None:
     async with client.stream("POST", "/api/generate", json=_body(prompt, n)) as response:
         assert response.status_code == 200
         marks[f"{prompt}-headers"] = time.perf_counter()
-        async for _line in response.aiter_lines():
-            pass
+        async for line in response.aiter_lines():
+            marks[f"{prompt}-final"] = json.loads(line)
         marks[f"{prompt}-end"] = time.perf_counter()
 
 
 @pytest.mark.anyio
 async def test_two_slots_three_streams_third_starts_when_one_ends() -> None:
     with SimServer(num_parallel=2, **{**FAST, "decode_ms": 10}) as sim:
-        marks: dict[str, float] = {}
+        marks: dict[str, Any] = {}
         async with httpx.AsyncClient(base_url=sim.url, trust_env=False, timeout=30) as client:
             async with anyio.create_task_group() as group:
                 group.start_soon(_stream, client, "a", 30, marks)
@@ -40,6 +41,7 @@ async def test_two_slots_three_streams_third_starts_when_one_ends() -> None:
                 await anyio.to_thread.run_sync(
                     lambda: sim.wait_for(lambda s: s["models"][MODEL]["active"] == 2)
                 )
+                marks["c-start"] = time.perf_counter()
                 group.start_soon(_stream, client, "c", 5, marks)
                 state = await anyio.to_thread.run_sync(
                     lambda: sim.wait_for(lambda s: s["models"][MODEL]["waiting"] == 1)
@@ -48,6 +50,12 @@ async def test_two_slots_three_streams_third_starts_when_one_ends() -> None:
         first_end = min(marks["a-end"], marks["b-end"])
         assert marks["c-headers"] >= first_end
         assert max(marks["a-headers"], marks["b-headers"]) < first_end
+        # The slot wait shows only in total_duration, not in load_duration (as in Ollama).
+        final = marks["c-final"]
+        parts = final["load_duration"] + final["prompt_eval_duration"] + final["eval_duration"]
+        waited_s = (final["total_duration"] - parts) / 1e9
+        assert 0.2 < waited_s <= first_end - marks["c-start"]  # a and b need ~0.35 s
+        assert final["load_duration"] < 0.005e9
         assert sim.state()["requests"]["finished"] == 3
 
 

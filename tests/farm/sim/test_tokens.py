@@ -1,11 +1,14 @@
-"""Pure pieces: token counting rule, deterministic text, model names, stop hold-back."""
+"""Small pieces: token counting, deterministic text, names, stop hold-back, store pruning."""
 
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
+from farm.sim.catalogue import find
 from farm.sim.generation import _first_stop, _held_back
 from farm.sim.names import parse_name
+from farm.sim.store import Store
 from farm.sim.tokens import chat_prompt_tokens, count_tokens, generate_prompt_tokens, text_stream
 
 
@@ -35,3 +38,17 @@ def test_stop_strings_are_cut_and_partial_matches_held_back() -> None:
     assert _held_back("text E", ("END",)) == 1
     assert _held_back("text EN", ("END", "ENx")) == 2
     assert _held_back("text", ("END",)) == 0
+
+
+def test_delete_prunes_only_unreferenced_blobs(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    entry = find(parse_name("llama3.2:1b"))  # type: ignore[arg-type]
+    assert entry is not None
+    original = store.install(entry)
+    twin = store.copy(original, parse_name("twin"))  # type: ignore[arg-type]
+    blobs = set((tmp_path / "blobs").iterdir())
+    store.delete(original)
+    assert set((tmp_path / "blobs").iterdir()) == blobs  # the twin still uses them
+    store.delete(twin)
+    assert list((tmp_path / "blobs").iterdir()) == []
+    assert Store(tmp_path).models() == []

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from farm.sim.frames import NativeChunk
 from farm.sim.testing import SimServer
 
 from .conftest import FAST
@@ -47,6 +48,8 @@ def test_curl_sees_ndjson_one_object_per_line(sim: SimServer) -> None:
     assert [o["done"] for o in objects] == [False] * 6 + [True]
     assert list(objects[0]) == ["model", "created_at", "response", "done"]
     assert objects[0]["created_at"].endswith("Z")
+    # Every line is a frame the simulator's own decoder reads back unchanged.
+    assert [NativeChunk.decode(o).encode() for o in objects] == objects
     final = objects[-1]
     assert list(final)[:6] == ["model", "created_at", "response", "done", "done_reason", "context"]
     assert final["done_reason"] == "length" and final["eval_count"] == 6
