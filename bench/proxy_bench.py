@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.proxy_bench", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--streams", type=int, nargs="+", default=[9, 64])
-    parser.add_argument("--rounds", type=int, default=5, help="measured rounds per path and level")
+    parser.add_argument("--rounds", type=int, default=10, help="measured rounds per path and level")
     parser.add_argument("--tokens", type=int, default=20, help="num_predict per stream")
     parser.add_argument("--decode-ms", type=float, default=20.0)
     parser.add_argument("--rss-streams", type=int, default=256)

@@ -27,9 +27,6 @@ from farm.proxy.security import ApiKeyCheck, CorsPolicy
 logger = logging.getLogger(__name__)
 
 FORWARDED_PREFIXES = ("/api/", "/v1/")
-# The backend closes idle keep-alive connections too (uvicorn after 5 s); dropping ours a
-# little earlier avoids sending a request down a connection that is being closed.
-UPSTREAM_KEEPALIVE_S = 4.0
 
 
 class ProxyApp:
@@ -104,21 +101,12 @@ class ProxyApp:
 
     async def startup(self) -> None:
         """Open the upstream session, probe backends once, start the background tasks."""
-        connector = aiohttp.TCPConnector(
-            limit=0, limit_per_host=0, keepalive_timeout=UPSTREAM_KEEPALIVE_S
-        )
+        # This session only probes backends; requests go through `farm.proxy.upstream`.
         self.session = aiohttp.ClientSession(
-            connector=connector,
-            # No total/read limit: streams last minutes; the sweeper enforces our deadlines.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout_s),
-            auto_decompress=False,
             trust_env=False,
-            # A shared jar would replay one client's cookies on another client's requests.
             cookie_jar=aiohttp.DummyCookieJar(),
-            # Forward only the client's headers; aiohttp would otherwise add its own.
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         )
-        self.forwarder.session = self.session
         await probe_all(self.session, self.pool)
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -137,6 +125,8 @@ class ProxyApp:
         if self.session is not None:
             await self.session.close()
             self.session = None
+        for upstream in self.forwarder.upstreams.values():
+            upstream.close()
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:

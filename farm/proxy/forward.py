@@ -1,22 +1,20 @@
 """The streaming hot path: forward one request to a backend and its response back, unbuffered.
 
-A raw ASGI handler with an aiohttp client: the spec's measurement (proxy-gpu §A2.3) found this
-pair within about 0.4 ms of nginx where a FastAPI route with httpx added several ms. Bytes are
-relayed as the backend's socket delivers them; `await send()` carries TCP back-pressure from
-the client to the backend, so nothing queues up in the proxy.
+A raw ASGI handler (the spec's measurement, proxy-gpu §A2.3, found a FastAPI route with httpx
+several ms slower) with the lean client of `farm.proxy.upstream`. Bytes are relayed as the
+backend's socket delivers them; `await send()` carries TCP back-pressure from the client to
+the backend, so nothing queues up in the proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-
-import aiohttp
-from yarl import URL
+from urllib.parse import urlsplit
 
 from farm.proxy.config import ProxyConfig
 from farm.proxy.errors import (
@@ -35,13 +33,23 @@ from farm.proxy.metrics import ProxyMetrics, route_label
 from farm.proxy.payload import Pinning, inspect_body, wants_parsing
 from farm.proxy.pool import Backend, BackendPool
 from farm.proxy.security import ApiKeyCheck
+from farm.proxy.upstream import (
+    Body,
+    ConnectFailed,
+    Connection,
+    ResponseBroken,
+    UpstreamPool,
+    request_head,
+)
 
 access_logger = logging.getLogger("farm.proxy.access")
 logger = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Send = Any
-LARGE_BODY_BYTES = 1024 * 1024
+# The backend closes idle keep-alive connections too (uvicorn after 5 s); dropping ours a
+# little earlier avoids sending a request down a connection that is being closed.
+UPSTREAM_KEEPALIVE_S = 4.0
 _JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
 
 
@@ -64,7 +72,7 @@ class Exchange:
 
 
 class Forwarder:
-    """The ASGI callable for `/api/*`, `/v1/*` and `/`; `session` is set by the app's lifespan."""
+    """The ASGI callable for `/api/*`, `/v1/*` and `/`."""
 
     def __init__(
         self,
@@ -80,7 +88,7 @@ class Forwarder:
         self.metrics = metrics
         self.sweeper = sweeper
         self.auth = auth
-        self.session: aiohttp.ClientSession | None = None
+        self.upstreams = {b.url: _upstream_pool(b.url, config) for b in pool.backends}
         self._drop = drop_headers
         self._pinning = Pinning(config.pin_num_ctx, config.pin_num_gpu, config.model)
         self._drop_cors = bool(config.cors_origins)
@@ -121,15 +129,17 @@ class Forwarder:
         loop = asyncio.get_running_loop()
         header_timeout = self.config.header_timeout_s
         up_headers = upstream_request_headers(headers, self._drop)
-        body: bytes | AsyncIterator[bytes] | None
+        body: Body
+        framing = b"" if length is None else b"content-length: %d\r\n" % length
         if wants_parsing(ex.method, ex.path, length):
             inspected = inspect_body(ex.path, await link.read_body(limit), self._pinning)
             body, ex.model = inspected.body, inspected.model
+            framing = b"content-length: %d\r\n" % len(body)
             link.deadline = loop.time() + header_timeout
         elif length or header_value(headers, b"transfer-encoding") is not None:
             body = link.stream_body(limit)
-            if length is not None:
-                up_headers.append(("Content-Length", str(length)))
+            if length is None:
+                framing = b"transfer-encoding: chunked\r\n"
 
             def start_header_clock() -> None:
                 link.deadline = loop.time() + header_timeout
@@ -139,98 +149,116 @@ class Forwarder:
             body = None
             link.watch()
             link.deadline = loop.time() + header_timeout
-        resp = await self._open(scope, up_headers, body, ex)
-        try:
-            await self._relay(resp, link, send, ex)
-        finally:
-            # close() drops the connection (the backend sees the abort and frees its slot);
-            # a fully read response goes back to the pool instead.
-            if resp.content.at_eof():
-                resp.release()
-            else:
-                resp.close()
-
-    async def _open(
-        self,
-        scope: Scope,
-        headers: list[tuple[str, str]],
-        body: bytes | AsyncIterator[bytes] | None,
-        ex: Exchange,
-    ) -> aiohttp.ClientResponse:
-        """Send the request to a backend and wait for its status line and headers."""
-        assert self.session is not None, "the app's lifespan opens the client session"
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
+        conn, pool = await self._open(ex, target, up_headers, framing, body)
+        try:
+            await self._relay(conn, link, send, ex)
+        finally:
+            # An unfinished response closes the connection: the backend sees the abort and
+            # frees its slot. A finished one goes back to the pool.
+            pool.release(conn)
+
+    async def _open(
+        self,
+        ex: Exchange,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        framing: bytes,
+        body: Body,
+    ) -> tuple[Connection, UpstreamPool]:
+        """Send the request to a backend and wait for its status line and headers."""
+        replayable = not isinstance(body, AsyncIterator)
         tried: list[Backend] = []
         while True:
             backend = self.pool.pick(ex.model, tried)
             if backend is None:
                 raise BadGatewayError(f"no backend reachable ({self.pool.backends[-1].last_error})")
+            pool = self.upstreams[backend.url]
             backend.in_flight += 1
             ex.backend = backend
+            head = request_head(ex.method, target, pool.host_header, headers, framing)
             try:
-                return await self.session.request(
-                    ex.method,
-                    URL(backend.url + target.decode("latin-1"), encoded=True),
-                    headers=headers,
-                    data=_payload(body),
-                    allow_redirects=False,
-                )
-            except aiohttp.ClientConnectorError as exc:
+                return await self._exchange_head(pool, head, body, ex.method, framing, replayable)
+            except ConnectFailed as exc:
                 self.metrics.upstream_errors.labels("connect").inc()
-                self.pool.mark_down(backend, f"cannot connect: {exc.os_error}")
+                self.pool.mark_down(backend, f"cannot connect: {exc}")
                 backend.in_flight -= 1
                 ex.backend = None
                 tried.append(backend)
                 # Only a body still in hand can be replayed on another backend.
-                if isinstance(body, bytes | None) and len(tried) < len(self.pool.backends):
+                if replayable and len(tried) < len(self.pool.backends):
                     continue
-                raise BadGatewayError(f"backend {backend.url} unreachable: {exc.os_error}") from exc
-            except aiohttp.ClientError as exc:
+                raise BadGatewayError(f"backend {backend.url} unreachable: {exc}") from exc
+            except ResponseBroken as exc:
                 self.metrics.upstream_errors.labels("no_response").inc()
                 raise BadGatewayError(
                     f"backend {backend.url} failed before responding: {exc}"
                 ) from exc
 
-    async def _relay(
-        self, resp: aiohttp.ClientResponse, link: ClientLink, send: Send, ex: Exchange
-    ) -> None:
+    async def _exchange_head(
+        self,
+        pool: UpstreamPool,
+        head: bytes,
+        body: Body,
+        method: str,
+        framing: bytes,
+        replayable: bool,
+    ) -> tuple[Connection, UpstreamPool]:
+        chunked = framing.startswith(b"transfer-encoding")
+        for attempt in (1, 2):
+            conn, reused = await pool.acquire()
+            try:
+                conn.send(head, body, method == "HEAD", chunked)
+                await conn.response_head()
+                return conn, pool
+            except ResponseBroken as exc:
+                conn.close()
+                # A pooled connection the backend closed while idle: retry once on a new one.
+                if attempt == 1 and reused and exc.before_headers and replayable:
+                    continue
+                raise
+            except BaseException:
+                conn.close()
+                raise
+        raise AssertionError("unreachable")
+
+    async def _relay(self, conn: Connection, link: ClientLink, send: Send, ex: Exchange) -> None:
         """Forward status, headers and body chunks as they arrive."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        ex.status = resp.status
+        ex.status = conn.status
         ex.ttfb_s = now - ex.started
         link.in_header_phase = False
         idle = self.config.idle_timeout_s
         link.deadline = now + idle
-        out_headers, streaming = downstream_response_headers(resp.raw_headers, self._drop_cors)
-        ctype = resp.headers.get("Content-Type", "")
+        out_headers, streaming = downstream_response_headers(conn.raw_headers, self._drop_cors)
         if streaming:
+            ctype = header_value(out_headers, b"content-type") or b""
             ex.stream_kind = (
-                "sse" if "event-stream" in ctype else "ndjson" if "ndjson" in ctype else "other"
+                "sse" if b"event-stream" in ctype else "ndjson" if b"ndjson" in ctype else "other"
             )
-        await send({"type": "http.response.start", "status": resp.status, "headers": out_headers})
+        await send({"type": "http.response.start", "status": conn.status, "headers": out_headers})
         ex.response_started = True
-        content = resp.content
-        readany, at_eof = content.readany, content.at_eof
+        read, at_eof = conn.read, conn.at_eof
         more = True
         try:
-            while more and (chunk := await readany()):
+            while more and (chunk := await read()):
                 link.deadline = loop.time() + idle
                 ex.bytes_out += len(chunk)
                 # When the backend's end marker came with this chunk, end the response in the
                 # same write (one syscall less per request; nothing is held back).
                 more = not at_eof()
                 await send({"type": "http.response.body", "body": chunk, "more_body": more})
-        except aiohttp.ClientError as exc:
+        except ResponseBroken as exc:
             self.metrics.upstream_errors.labels("midstream").inc()
             assert ex.backend is not None
             await self._cut(ex, send, f"backend {ex.backend.url} broke off the response: {exc}")
             return
         if more:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        if ex.backend is not None and resp.status == 200:
+        if ex.backend is not None and conn.status == 200:
             self.pool.record_served(ex.backend, ex.model)
 
     async def _cut(self, ex: Exchange, send: Send, message: str) -> None:
@@ -299,14 +327,16 @@ class Forwarder:
             )
 
 
-def _payload(body: bytes | AsyncIterator[bytes] | None) -> Any:
-    """aiohttp writes large `bytes` in one blocking call (and warns); a BytesIO is chunked.
-
-    A fresh object per attempt, so a body in hand can be replayed on another backend.
-    """
-    if isinstance(body, bytes) and len(body) > LARGE_BODY_BYTES:
-        return io.BytesIO(body)
-    return body
+def _upstream_pool(url: str, config: ProxyConfig) -> UpstreamPool:
+    parts = urlsplit(url)
+    tls = ssl.create_default_context() if parts.scheme == "https" else None
+    return UpstreamPool(
+        parts.hostname or "localhost",
+        parts.port or (443 if tls else 80),
+        config.connect_timeout_s,
+        UPSTREAM_KEEPALIVE_S,
+        tls,
+    )
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:

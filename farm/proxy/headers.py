@@ -41,7 +41,7 @@ def _connection_named(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
 
 def upstream_request_headers(
     headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes] = frozenset()
-) -> list[tuple[str, str]]:
+) -> RawHeaders:
     """Headers to send upstream from the client's (lower-case ASGI) headers.
 
     `drop` adds names the proxy consumed itself (`authorization` when it checks an API key,
@@ -49,11 +49,7 @@ def upstream_request_headers(
     """
     headers = list(headers)
     skip = _REQUEST_DROP | drop | _connection_named(headers)
-    return [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in headers
-        if name not in skip
-    ]
+    return [(name, value) for name, value in headers if name not in skip]
 
 
 def downstream_response_headers(

@@ -54,6 +54,8 @@ def serve(config: ProxyConfig) -> None:
         # The backend's Server and Date headers pass through; uvicorn must not add a second.
         server_header=False,
         date_header=False,
+        # The proxy does not act on X-Forwarded-* from its clients; skip that middleware.
+        proxy_headers=False,
     )
     logger.info("proxy on http://%s:%d -> %s", config.host, config.port, ", ".join(config.backends))
     uvicorn.Server(uv_config).run()

@@ -16,6 +16,8 @@ from aiohttp import web
 
 from farm.proxy.testing import free_port
 
+BIG = bytes(range(256)) * 20_000  # ~5 MB: more than any buffer on the way
+
 
 @dataclass
 class FakeState:
@@ -32,7 +34,14 @@ class FakeState:
 class FakeBackend:
     """Start with `await FakeBackend().start()`; `url`, `state`, `stop()`."""
 
-    def __init__(self, lines: int = 5, line_delay_s: float = 0.0, header_delay_s: float = 0.0):
+    def __init__(
+        self,
+        lines: int = 5,
+        line_delay_s: float = 0.0,
+        header_delay_s: float = 0.0,
+        keepalive_s: float = 75.0,
+    ):
+        self.keepalive_s = keepalive_s
         self.lines = lines
         self.line_delay_s = line_delay_s
         self.header_delay_s = header_delay_s
@@ -55,8 +64,13 @@ class FakeBackend:
         app.router.add_post("/v1/chat/completions", self._sse)
         app.router.add_post("/api/blobs/{digest}", self._blob)
         app.router.add_route("*", "/api/echo", self._echo)
+        app.router.add_get("/api/big", self._big)
         self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, handler_cancellation=True
+            app,
+            handle_signals=False,
+            access_log=None,
+            handler_cancellation=True,
+            keepalive_timeout=self.keepalive_s,
         )
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -78,6 +92,9 @@ class FakeBackend:
 
     async def _tags(self, request: web.Request) -> web.Response:
         return web.json_response({"models": [{"name": "fake:latest", "model": "fake:latest"}]})
+
+    async def _big(self, request: web.Request) -> web.Response:
+        return web.Response(body=BIG, content_type="application/octet-stream")
 
     async def _echo(self, request: web.Request) -> web.Response:
         body = await request.read()

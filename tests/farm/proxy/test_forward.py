@@ -12,7 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.farm.proxy.fake_backend import FakeBackend
+from farm.proxy.config import ProxyConfig
+from tests.farm.proxy.conftest import run_proxy
+from tests.farm.proxy.fake_backend import BIG, FakeBackend
 
 pytestmark = pytest.mark.anyio
 
@@ -170,3 +172,26 @@ async def test_one_access_log_line_per_request(fake: FakeBackend, proxy_for, cap
     assert lines[0].startswith("POST /api/generate 200 model=fake:latest ")
     assert "ttfb_ms=" in lines[0] and "outcome=ok" in lines[0]
     assert lines[1].startswith("GET /api/version 200 model=- ")
+
+
+async def test_large_response_arrives_intact(fake: FakeBackend, proxy_for):
+    async with proxy_for([fake.url]) as proxy, aiohttp.ClientSession() as http:
+        async with http.get(proxy.url + "/api/big") as resp:
+            assert resp.headers["Content-Length"] == str(len(BIG))
+            assert await resp.read() == BIG
+
+
+async def test_pooled_connection_closed_by_backend_is_not_reused():
+    fake = await FakeBackend(keepalive_s=0.05).start()
+    try:
+        async with run_proxy(ProxyConfig(backends=(fake.url,))) as proxy:
+            upstream = proxy.app.forwarder.upstreams[fake.url]
+            async with aiohttp.ClientSession() as http:
+                for _ in range(3):
+                    async with http.post(proxy.url + "/api/echo", data=b"x") as resp:
+                        assert resp.status == 200
+                    # The backend drops the idle pooled connection after its keep-alive.
+                    await wait_until(lambda: all(c.closed for c in upstream.idle_connections))
+                assert upstream.idle_connections  # closed ones wait to be discarded on use
+    finally:
+        await fake.stop()
