@@ -92,3 +92,16 @@ def wait_ready(
                 )
             # A short poll interval: readiness normally comes within a second of start.
             time.sleep(0.1)
+
+
+INFERENCE_COMPUTE = 'msg="inference compute"'
+
+
+def inference_compute(log_text: str) -> list[str]:
+    """The devices Ollama reported at start-up: the rest of each `msg="inference compute"` log
+    line, e.g. `id=GPU-... library=CUDA ...` or, on the CPU fallback, `id=cpu library=cpu`."""
+    return [
+        line.split(INFERENCE_COMPUTE, 1)[1].strip()
+        for line in log_text.splitlines()
+        if INFERENCE_COMPUTE in line
+    ]

@@ -150,6 +150,13 @@ class ContainerBackend:
                 log.warning("could not remove the half-created container %s", self.name)
             raise _translate_start_error(exc, self.name, self._port) from exc
         log.info("container %s started (%s)", self.name, self._container.short_id)
+        gpu = "GPU disabled (--cpu)" if self._config.cpu else "GPU enabled (--gpus all)"
+        log.info(
+            "%s, layers=%d, num_parallel=%d",
+            gpu,
+            self._config.pin_num_gpu,
+            self._config.num_parallel,
+        )
 
     def alive(self) -> bool:
         """True while the container is running."""

@@ -22,7 +22,7 @@ from types import FrameType
 from farm.config import FarmConfig
 from farm.errors import BackendError, FarmError, ProxyError
 from farm.launch import children, container, state
-from farm.launch.backend import Backend, wait_ready
+from farm.launch.backend import Backend, inference_compute, wait_ready
 from farm.launch.children import Child
 from farm.launch.external import ExternalBackend
 from farm.launch.model_pull import pull_model
@@ -111,6 +111,18 @@ def _log_hint(backend: Backend) -> Callable[[], str]:
     return hint
 
 
+def _report_compute(config: FarmConfig, backend: Backend) -> None:
+    """Say which devices Ollama found; warn when a GPU was wanted but it fell back to the CPU."""
+    devices = inference_compute(backend.log_tail(400))
+    for device in devices:
+        log.info("%s: inference compute %s", backend.url, device)
+    if devices and not config.cpu and all("library=cpu" in d for d in devices):
+        log.warning(
+            "%s: Ollama found no GPU and runs on the CPU; check `invoke gpu-setup --check`",
+            backend.url,
+        )
+
+
 def _bring_up(config: FarmConfig, backends: list[Backend]) -> None:
     """Wait for each started backend, then pull (unless --no-pull) and warm the model."""
     for backend in backends:
@@ -119,6 +131,7 @@ def _bring_up(config: FarmConfig, backends: list[Backend]) -> None:
     for backend in backends:
         if config.pull:
             pull_model(backend.url, config.model)
+        _report_compute(config, backend)
         result = warm_up(
             backend.url, config.model, config.keepalive, config.ctx, config.pin_num_gpu
         )

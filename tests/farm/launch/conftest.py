@@ -27,6 +27,9 @@ with open(os.environ["FAKE_OLLAMA_LOG"], "a") as fh:
 if sys.argv[1:2] != ["serve"]:
     print("ollama version is 0.0.0 (test stand-in)")
     sys.exit(0)
+# What Ollama logs at start-up on a host without a usable GPU.
+print('time=2026-01-01T00:00:00Z level=INFO source=types.go:130 msg="inference compute" '
+      'id=cpu library=cpu compute="" name=cpu total="62.7 GiB"', file=sys.stderr, flush=True)
 if "OLLAMA_MODELS" in os.environ:
     os.environ["FARM_SIM_MODELS"] = os.environ["OLLAMA_MODELS"]
 os.execv(sys.executable, [sys.executable, "-m", "farm.sim"])

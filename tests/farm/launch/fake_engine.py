@@ -68,6 +68,8 @@ class EngineState:
     gpu_missing: bool = False
     allocated_ports: set[int] = field(default_factory=set)
     undeletable: set[str] = field(default_factory=set)
+    # Names another client grabs between our removal and our create (a race we must report).
+    taken_names: set[str] = field(default_factory=set)
     created: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -184,6 +186,8 @@ class _Handler(BaseHTTPRequestHandler):
         name = q.get("name") or f"fake_{uuid.uuid4().hex[:6]}"
         with state.lock:
             existing = state.find(name)
+            if name in state.taken_names and existing is None:
+                existing = FakeContainer("f" * 64, name, {})
             if existing is not None:
                 self._error(
                     409,

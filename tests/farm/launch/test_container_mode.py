@@ -43,6 +43,7 @@ def test_docker_up_sends_the_gpu_container_spec_and_down_removes_it(
     assert host["Binds"] == [f"{farm.cwd / 'ollama-home'}:/root/.ollama:rw"]
     assert host["PortBindings"] == {"11434/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(back)}]}
     assert "OLLAMA_NUM_GPU_LAYERS" not in str(spec)
+    assert "GPU enabled (--gpus all), layers=-1, num_parallel=4" in done.stderr
 
     status = farm.run("status")
     assert status.returncode == 0, status.stdout
@@ -95,8 +96,12 @@ def test_cpu_flag_sends_no_device_request(farm: Farm, engine: FakeEngine) -> Non
             lambda e: e.add_container("ollama-farm") and e.state.undeletable.add("ollama-farm"),
             "cannot remove stale container ollama-farm",
         ),
+        (
+            lambda e: e.state.taken_names.add("ollama-farm"),
+            "container name 'ollama-farm' is taken (Conflict. The container name",
+        ),
     ],
-    ids=["image-pull-failure", "nvidia-driver-missing", "name-conflict"],
+    ids=["image-pull-failure", "nvidia-driver-missing", "stale-undeletable", "name-conflict"],
 )
 def test_engine_errors_are_one_line_and_leave_no_container(
     farm: Farm, engine: FakeEngine, breakage, expected: str

@@ -49,6 +49,8 @@ def test_local_detach_runs_ollama_serve_with_the_farm_environment(farm: Farm) ->
     assert done.returncode == 0, done.stderr
     assert f"models dir: {models} (given by --models-dir)" in done.stderr
     assert "pull llama3.2:1b: success" in done.stderr and "load_duration" in done.stderr
+    assert "inference compute id=cpu library=cpu" in done.stderr
+    assert "Ollama found no GPU and runs on the CPU" in done.stderr
     # The pull landed in the chosen models dir, in Ollama's store layout.
     assert (models / "models/manifests/registry.ollama.ai/library/llama3.2/1b").is_file()
     serve = [c for c in farm.ollama_calls() if c["argv"] == ["serve"]]
