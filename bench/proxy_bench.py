@@ -155,13 +155,12 @@ async def one_stream(
     return StreamRow(path, streams, ttft, lags, len(raw))
 
 
-async def run_round(url: str, path: str, streams: int, tokens: int, offset: int) -> list[StreamRow]:
+async def run_round(
+    http: aiohttp.ClientSession, url: str, path: str, streams: int, tokens: int, offset: int
+) -> list[StreamRow]:
     """`streams` concurrent streams on one path."""
-    connector = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as http:
-        jobs = [one_stream(http, url, path, streams, offset + i, tokens) for i in range(streams)]
-        return list(await asyncio.gather(*jobs))
+    jobs = [one_stream(http, url, path, streams, offset + i, tokens) for i in range(streams)]
+    return list(await asyncio.gather(*jobs))
 
 
 def summarise(rows: list[StreamRow]) -> PathSummary:
@@ -237,16 +236,41 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
 def measure(
     paths: dict[str, str], levels: Sequence[int], rounds: int, tokens: int
 ) -> list[PathSummary]:
-    """Interleave paths round by round so drift on a shared machine hits all of them alike."""
+    """Run every level on every path; see `_measure`."""
+    return asyncio.run(_measure(paths, levels, rounds, tokens))
+
+
+async def _measure(
+    paths: dict[str, str], levels: Sequence[int], rounds: int, tokens: int
+) -> list[PathSummary]:
+    """Interleave paths round by round so drift on a shared machine hits all of them alike.
+
+    Each path has one long-lived client session, as a real client keeps its connections:
+    round 0 opens them (and warms code paths) and is not counted.
+    """
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+    sessions = {
+        name: aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+            timeout=timeout,
+            trust_env=False,
+        )
+        for name in paths
+    }
     summaries: list[PathSummary] = []
-    for streams in levels:
-        rows: dict[str, list[StreamRow]] = {name: [] for name in paths}
-        for rnd in range(rounds + 1):
-            for name, url in paths.items():
-                result = asyncio.run(run_round(url, name, streams, tokens, rnd * streams))
-                if rnd:  # round 0 warms connections and code paths
-                    rows[name] += result
-        summaries += [summarise(r) for r in rows.values()]
+    try:
+        for streams in levels:
+            rows: dict[str, list[StreamRow]] = {name: [] for name in paths}
+            for rnd in range(rounds + 1):
+                for name, url in paths.items():
+                    http = sessions[name]
+                    result = await run_round(http, url, name, streams, tokens, rnd * streams)
+                    if rnd:
+                        rows[name] += result
+            summaries += [summarise(r) for r in rows.values()]
+    finally:
+        for http in sessions.values():
+            await http.close()
     return summaries
 
 

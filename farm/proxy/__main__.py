@@ -38,25 +38,31 @@ def _parser() -> argparse.ArgumentParser:
         "--header-timeout",
         type=float,
         dest="header_timeout_s",
+        metavar="S",
         help="seconds to wait for a backend's first byte (default 900)",
     )
     p.add_argument(
         "--idle-timeout",
         type=float,
         dest="idle_timeout_s",
+        metavar="S",
         help="seconds allowed between two bytes of a response (default 300)",
     )
     p.add_argument(
         "--connect-timeout",
         type=float,
         dest="connect_timeout_s",
+        metavar="S",
         help="seconds to open a backend connection (default 5)",
     )
-    p.add_argument("--max-body-bytes", type=int, help="reject larger request bodies (413)")
+    p.add_argument(
+        "--max-body-bytes", type=int, metavar="N", help="reject larger request bodies (413)"
+    )
     p.add_argument(
         "--health-interval",
         type=float,
         dest="health_interval_s",
+        metavar="S",
         help="seconds between backend health probes (default 2)",
     )
     p.add_argument(

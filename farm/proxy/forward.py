@@ -12,7 +12,6 @@ import asyncio
 import logging
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,9 +26,10 @@ from farm.proxy.errors import (
     error_body,
     stream_error_event,
 )
+from farm.proxy.exchange import Exchange, record_exchange
 from farm.proxy.headers import downstream_response_headers, header_value, upstream_request_headers
 from farm.proxy.link import Abort, ClientDisconnected, ClientLink, DeadlineSweeper
-from farm.proxy.metrics import ProxyMetrics, route_label
+from farm.proxy.metrics import ProxyMetrics
 from farm.proxy.payload import Pinning, inspect_body, wants_parsing
 from farm.proxy.pool import Backend, BackendPool
 from farm.proxy.security import ApiKeyCheck
@@ -42,7 +42,6 @@ from farm.proxy.upstream import (
     request_head,
 )
 
-access_logger = logging.getLogger("farm.proxy.access")
 logger = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
@@ -51,24 +50,6 @@ Send = Any
 # little earlier avoids sending a request down a connection that is being closed.
 UPSTREAM_KEEPALIVE_S = 4.0
 _JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
-
-
-@dataclass(slots=True)
-class Exchange:
-    """What happened to one request: feeds the access log line and the metrics."""
-
-    method: str
-    path: str
-    started: float
-    model: str | None = None
-    backend: Backend | None = None
-    status: int = 0
-    ttfb_s: float | None = None
-    bytes_out: int = 0
-    bytes_in: int = 0
-    response_started: bool = False
-    stream_kind: str = ""  # "ndjson", "sse", "other" once a streamed response has started
-    outcome: str = "ok"
 
 
 class Forwarder:
@@ -117,7 +98,7 @@ class Forwarder:
             self.sweeper.links.discard(link)
             if ex.backend is not None:
                 ex.backend.in_flight -= 1
-            self._record(ex, loop.time())
+            record_exchange(ex, loop.time(), self.metrics, self.config.access_log)
 
     async def _handle(self, scope: Scope, link: ClientLink, send: Send, ex: Exchange) -> None:
         headers = scope["headers"]
@@ -126,29 +107,8 @@ class Forwarder:
         limit = self.config.max_body_bytes
         if limit is not None and length is not None and length > limit:
             raise BodyTooLargeError(f"request body of {length} bytes is over the {limit} limit")
-        loop = asyncio.get_running_loop()
-        header_timeout = self.config.header_timeout_s
         up_headers = upstream_request_headers(headers, self._drop)
-        body: Body
-        framing = b"" if length is None else b"content-length: %d\r\n" % length
-        if wants_parsing(ex.method, ex.path, length):
-            inspected = inspect_body(ex.path, await link.read_body(limit), self._pinning)
-            body, ex.model = inspected.body, inspected.model
-            framing = b"content-length: %d\r\n" % len(body)
-            link.deadline = loop.time() + header_timeout
-        elif length or header_value(headers, b"transfer-encoding") is not None:
-            body = link.stream_body(limit)
-            if length is None:
-                framing = b"transfer-encoding: chunked\r\n"
-
-            def start_header_clock() -> None:
-                link.deadline = loop.time() + header_timeout
-
-            link.on_body_done = start_header_clock
-        else:
-            body = None
-            link.watch()
-            link.deadline = loop.time() + header_timeout
+        body, framing = await self._request_body(ex, headers, length, link)
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
@@ -159,6 +119,35 @@ class Forwarder:
             # An unfinished response closes the connection: the backend sees the abort and
             # frees its slot. A finished one goes back to the pool.
             pool.release(conn)
+
+    async def _request_body(
+        self, ex: Exchange, headers: list[tuple[bytes, bytes]], length: int | None, link: ClientLink
+    ) -> tuple[Body, bytes]:
+        """The body to send upstream and its framing header; starts the header clock.
+
+        Inference bodies are read whole (model-aware routing, pinning); any other body is
+        streamed, and the header clock starts only once its upload is complete.
+        """
+        loop = asyncio.get_running_loop()
+        header_timeout = self.config.header_timeout_s
+        limit = self.config.max_body_bytes
+        framing = b"" if length is None else b"content-length: %d\r\n" % length
+        if wants_parsing(ex.method, ex.path, length):
+            inspected = inspect_body(ex.path, await link.read_body(limit), self._pinning)
+            ex.model = inspected.model
+            link.deadline = loop.time() + header_timeout
+            return inspected.body, b"content-length: %d\r\n" % len(inspected.body)
+        if length or header_value(headers, b"transfer-encoding") is not None:
+
+            def start_header_clock() -> None:
+                link.deadline = loop.time() + header_timeout
+
+            link.on_body_done = start_header_clock
+            chunked = b"transfer-encoding: chunked\r\n"
+            return link.stream_body(limit), framing if length is not None else chunked
+        link.watch()
+        link.deadline = loop.time() + header_timeout
+        return None, framing
 
     async def _open(
         self,
@@ -306,25 +295,6 @@ class Forwarder:
         await send({"type": "http.response.start", "status": exc.status, "headers": headers})
         await send({"type": "http.response.body", "body": error_body(str(exc))})
         ex.response_started = True
-
-    def _record(self, ex: Exchange, now: float) -> None:
-        status = ex.status if ex.response_started else 499
-        self.metrics.observe(
-            route_label(ex.path), ex.method, str(status), ex.ttfb_s, ex.bytes_out, ex.bytes_in
-        )
-        if self.config.access_log and access_logger.isEnabledFor(logging.INFO):
-            access_logger.info(
-                "%s %s %d model=%s backend=%s ttfb_ms=%s duration_ms=%.1f bytes=%d outcome=%s",
-                ex.method,
-                ex.path,
-                status,
-                ex.model or "-",
-                ex.backend.url if ex.backend else "-",
-                "-" if ex.ttfb_s is None else f"{ex.ttfb_s * 1000:.1f}",
-                (now - ex.started) * 1000,
-                ex.bytes_out,
-                ex.outcome,
-            )
 
 
 def _upstream_pool(url: str, config: ProxyConfig) -> UpstreamPool:

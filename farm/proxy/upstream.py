@@ -173,6 +173,8 @@ class Connection(asyncio.Protocol):
             async for chunk in body:
                 if self.closed:
                     return
+                if not chunk:
+                    continue  # an empty chunk would read as the end of a chunked body
                 if chunked:
                     transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
                 else:

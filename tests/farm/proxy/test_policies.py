@@ -13,7 +13,7 @@ import pytest
 from farm.proxy.config import ProxyConfig
 from farm.proxy.testing import free_port
 from tests.farm.proxy.conftest import run_proxy
-from tests.farm.proxy.fake_backend import FakeBackend
+from tests.farm.proxy.fake_backend import EXISTING_BLOB, FakeBackend
 from tests.farm.proxy.test_forward import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -169,9 +169,38 @@ async def test_health_reports_backends_and_settings(fake: FakeBackend, proxy_for
             async with http.post(proxy.url + "/api/generate", json={"model": "fake"}) as r:
                 await r.read()
             async with http.get(proxy.url + "/_health") as resp:
-                assert resp.status in (200, 503)
+                assert resp.status == 200
+                assert (await resp.json())["backends"][0]["models_loaded"] == ["fake:latest"]
     assert doc["model"] == "fake" and doc["num_parallel"] == 4
     assert doc["backends"][0]["reachable"] is True
     assert doc["backends"][0]["version"] == "0.0.0-fake"
     assert json.dumps(doc)
     assert free_port()
+
+
+async def test_backend_marked_down_by_probes_comes_back_when_it_recovers():
+    fake = await FakeBackend().start()
+    try:
+        async with run_proxy(ProxyConfig(backends=(fake.url,), health_interval_s=0.05)) as proxy:
+            backend = proxy.app.pool.backends[0]
+            assert backend.up
+            await fake.stop()
+            await wait_until(lambda: not backend.up)
+            fake = await FakeBackend(port=fake.port).start()
+            await wait_until(lambda: backend.up)
+            async with aiohttp.ClientSession() as http:
+                async with http.get(proxy.url + "/api/version") as resp:
+                    assert resp.status == 200
+    finally:
+        await fake.stop()
+
+
+async def test_blob_the_backend_already_has_answers_without_reading_the_upload(fake, proxy_for):
+    async with proxy_for([fake.url]) as proxy, aiohttp.ClientSession() as http:
+        for _ in range(2):  # the connection left half-written must not be reused
+            body = _chunks(b"z" * (4 * 1024 * 1024))
+            async with http.post(proxy.url + "/api/blobs/" + EXISTING_BLOB, data=body) as resp:
+                assert resp.status == 200
+        async with http.get(proxy.url + "/api/version") as resp:
+            assert resp.status == 200
+    assert fake.state.blob_bytes == 0

@@ -262,3 +262,15 @@ def test_api_key_with_official_client(key):
         with ollama.Client(host=proxy.url, headers=headers) as keyed:
             assert [m.model for m in keyed.list().models] == [MODEL]
         assert proxy.health()[0] == 200
+
+
+def test_backend_error_line_mid_stream_reaches_client_unchanged():
+    with SimServer(fail_after_tokens=3, **FAST) as sim, ProxyServer([sim.url]) as proxy:
+        errors = []
+        for url in (sim.url, proxy.url):
+            with ollama.Client(host=url) as client:
+                with pytest.raises(ollama.ResponseError) as failed:
+                    for _ in client.generate(model=MODEL, prompt="fail", stream=True):
+                        pass
+                errors.append((failed.value.status_code, failed.value.error))
+        assert errors[1] == errors[0]
