@@ -1,0 +1,162 @@
+// The Node bridge between the ollama-farm relay (Python) and the official nkn-sdk.
+//
+// Protocol: newline-delimited JSON. stdin carries commands, stdout carries events; the SDK's
+// own console logging is moved to stderr so it can never corrupt the event stream.
+//   commands: {"cmd":"open", seed, identifier, numSubClients, originalClient, rpcServerAddr,
+//              tls, reconnectIntervalMin, reconnectIntervalMax}   (first line, once)
+//             {"cmd":"send", id, dest, data}    fire and forget (noReply: true)
+//             {"cmd":"probe", nonce}            a DM to ourselves, to prove the path works
+//             {"cmd":"close"}
+//   events:   {"event":"ready", addr, connect_ms}
+//             {"event":"message", src, data}
+//             {"event":"sent", id} / {"event":"send_error", id, error, permanent}
+//             {"event":"probe", nonce}
+//             {"event":"error", error, fatal}
+//             {"event":"closed"}
+// The seed is read from stdin, never from argv, so it does not show up in `ps`.
+"use strict";
+
+const readline = require("readline");
+const util = require("util");
+const nkn = require("nkn-sdk");
+
+for (const level of ["log", "info", "warn", "error", "debug"]) {
+  console[level] = (...args) => process.stderr.write(util.format(...args) + "\n");
+}
+
+const PROBE_EVENT = "bridge.probe";
+// Errors that retrying cannot fix: the Python side drops these messages instead of requeueing.
+const PERMANENT = new Set([
+  "DataSizeTooLargeError",
+  "InvalidDestinationError",
+  "InvalidArgumentError",
+  "InvalidAddressError",
+]);
+
+let client = null;
+let closing = false;
+
+function emit(event) {
+  process.stdout.write(JSON.stringify(event) + "\n");
+}
+
+function fail(message) {
+  emit({ event: "error", error: message, fatal: true });
+  // Exit explicitly: the SDK leaves 5-10 s timers behind (spec trap 9).
+  process.exit(2);
+}
+
+function pick(src, keys) {
+  const out = {};
+  for (const key of keys) {
+    if (src[key] !== undefined && src[key] !== null && src[key] !== "") out[key] = src[key];
+  }
+  return out;
+}
+
+function open(cmd) {
+  if (client !== null) return emit({ event: "error", error: "already open", fatal: false });
+  const options = pick(cmd, [
+    "seed",
+    "identifier",
+    "numSubClients",
+    "originalClient",
+    "rpcServerAddr",
+    "tls",
+    "reconnectIntervalMin",
+    "reconnectIntervalMax",
+  ]);
+  // The SDK's default is to guess TLS/WebRTC from `window`; Node has none, but be explicit.
+  options.webrtc = false;
+  const started = Date.now();
+  try {
+    client = new nkn.MultiClient(options);
+  } catch (err) {
+    return fail(`cannot create MultiClient: ${err.message}`);
+  }
+  client.onConnect(() => emit({ event: "ready", addr: client.addr, connect_ms: Date.now() - started }));
+  client.onConnectFailed(() => fail(`could not connect to NKN via ${options.rpcServerAddr || "the default seed"}`));
+  client.onMessage(({ src, payload }) => {
+    const data = typeof payload === "string" ? payload : Buffer.from(payload).toString("utf8");
+    if (src === client.addr) {
+      try {
+        const msg = JSON.parse(data);
+        if (msg && msg.event === PROBE_EVENT) {
+          emit({ event: "probe", nonce: msg.nonce });
+          return false; // no ACK for our own probe
+        }
+      } catch (_err) {
+        // Not a probe: deliver it like any other message.
+      }
+    }
+    emit({ event: "message", src, data });
+    // Returning nothing makes the SDK ACK, so senders waiting for one resolve.
+  });
+}
+
+function send(cmd) {
+  if (client === null) {
+    return emit({ event: "send_error", id: cmd.id, error: "not open", permanent: false });
+  }
+  client.send(cmd.dest, cmd.data, { noReply: true }).then(
+    () => emit({ event: "sent", id: cmd.id }),
+    (err) =>
+      emit({
+        event: "send_error",
+        id: cmd.id,
+        error: `${err.name || "Error"}: ${err.message}`,
+        permanent: PERMANENT.has(err.name),
+      }),
+  );
+}
+
+function probe(cmd) {
+  if (client === null) return;
+  const data = JSON.stringify({ event: PROBE_EVENT, nonce: cmd.nonce });
+  client.send(client.addr, data, { noReply: true }).catch((err) =>
+    emit({ event: "error", error: `probe: ${err.message}`, fatal: false }),
+  );
+}
+
+async function close() {
+  if (closing) return;
+  closing = true;
+  try {
+    if (client !== null) await client.close();
+  } catch (err) {
+    console.error("close:", err);
+  }
+  emit({ event: "closed" });
+  process.exit(0);
+}
+
+function handle(line) {
+  if (!line.trim()) return;
+  let cmd;
+  try {
+    cmd = JSON.parse(line);
+  } catch (err) {
+    return emit({ event: "error", error: `bad command line: ${err.message}`, fatal: false });
+  }
+  switch (cmd.cmd) {
+    case "open":
+      return open(cmd);
+    case "send":
+      return send(cmd);
+    case "probe":
+      return probe(cmd);
+    case "close":
+      return close();
+    default:
+      return emit({ event: "error", error: `unknown command ${cmd.cmd}`, fatal: false });
+  }
+}
+
+process.on("unhandledRejection", (err) => {
+  emit({ event: "error", error: `unhandled: ${err && err.message ? err.message : err}`, fatal: false });
+});
+
+const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+lines.on("line", handle);
+// The supervisor went away (or closed our stdin): leave at once rather than linger.
+lines.on("close", close);

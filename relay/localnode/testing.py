@@ -1,0 +1,119 @@
+"""`LocalNode`: run the local NKN test node as a subprocess for tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+_START_LINE = re.compile(r"listening on (https?://\S+)")
+
+
+class LocalNode:
+    """A `python -m relay.localnode` subprocess on a loopback port, ready on `__enter__`.
+
+    `port=0` (the default) lets the node pick a free port; pass a fixed port to restart a
+    node where clients expect it. `.rpc_url` is what the SDK's `rpcServerAddr` should be.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        start_timeout: float = 20.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._args = ["--host", host, "--port", str(port)]
+        if certfile and keyfile:
+            self._args += ["--certfile", certfile, "--keyfile", keyfile]
+        self._start_timeout = start_timeout
+        self._proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> LocalNode:
+        """Start the subprocess and wait for its start line."""
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "relay.localnode", *self._args],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self._read_start_line()
+        match = _START_LINE.search(line)
+        if match is None:
+            self.kill()
+            raise RuntimeError(f"local NKN node did not start: {line!r}")
+        self.url = match.group(1)
+        self.port = int(self.url.rsplit(":", 1)[1])
+        return self
+
+    def _read_start_line(self) -> str:
+        assert self._proc is not None and self._proc.stdout is not None
+        result: list[str] = []
+        reader = threading.Thread(target=lambda: result.append(self._proc.stdout.readline()))  # type: ignore[union-attr]
+        reader.daemon = True
+        reader.start()
+        reader.join(self._start_timeout)
+        return result[0] if result else ""
+
+    @property
+    def rpc_url(self) -> str:
+        """The seed RPC URL for nkn-sdk's `rpcServerAddr` (and `NKN_BRIDGE_SEED_WS`)."""
+        return f"{self.url}/"
+
+    def state(self) -> dict[str, Any]:
+        """The node's `/_localnode/state`: registered client addresses and counters."""
+        with urllib.request.urlopen(f"{self.url}/_localnode/state", timeout=5) as resp:
+            data: dict[str, Any] = json.load(resp)
+        return data
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> None:
+        """Poll `state()` until `predicate` holds; raise TimeoutError at the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state()
+            if predicate(state):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"local node state never matched: {state}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL the node (clients see their sockets drop)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def stop(self) -> None:
+        """Stop the node and reap the process."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+    def __enter__(self) -> LocalNode:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
