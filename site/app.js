@@ -165,7 +165,6 @@ async function startNknStream(run, record, body, onUpdate) {
       const chunk = parseLine(line);
       if (chunk === null) record.fail(`bad line from the relay: ${line.slice(0, 120)}`);
       else onUpdate(record.applyChunk(chunk, performance.now()));
-      onUpdate(0);
     },
     onFrame: (kind) => {
       record.frames += 1;
@@ -218,6 +217,8 @@ function tick(run) {
 }
 
 function finishRun(run) {
+  if (run.closed) return;
+  run.closed = true;
   clearInterval(run.timer);
   render(run);
   if (page.run !== run) return;
@@ -260,7 +261,8 @@ function render(run) {
     run.records.forEach((record, i) => renderPane(run.panes[i], record, run.path));
     renderSummary(run);
   }
-  if (!run.finished) requestAnimationFrame(() => render(run));
+  if (run.finished) finishRun(run);
+  else requestAnimationFrame(() => render(run));
 }
 
 function renderPane(pane, record, path) {

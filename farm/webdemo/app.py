@@ -6,10 +6,14 @@ Only an explicit list of files is served: the `site/` folder also holds the TLS 
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
@@ -30,6 +34,13 @@ PAGE_FILES: dict[str, tuple[str, str]] = {
 }
 NKN_SDK_FILE = "nkn.min.js"
 NKN_SDK_PATH = "/vendor/nkn.min.js"
+NKN_RPC_PATH = "/nkn-rpc"
+# The JSON-RPC methods nkn-sdk's client calls on its seed node (nkn-protocol.md 1.1); nothing
+# else is forwarded, so the forwarder cannot be used to drive the node's other methods.
+NKN_RPC_METHODS = frozenset(
+    {"getwsaddr", "getwssaddr", "getnodestate", "getregistrant", "getlatestblockhash"}
+)
+NKN_RPC_MAX_BODY = 16 * 1024
 
 # The page talks to the proxy and NKN nodes on other origins (http, ws, or wss), so
 # connect-src is open; scripts come only from this server. nkn-sdk's crypto runs
@@ -63,7 +74,8 @@ def public_config(config: SiteConfig) -> dict[str, Any]:
         "proxy_url": config.proxy_url.rstrip("/"),
         "relay_address": config.relay_address,
         "relay_service": config.relay_service,
-        "nkn_rpc": config.nkn_rpc,
+        # The browser reaches a configured node's RPC through this server (see rpc_forward).
+        "nkn_rpc": NKN_RPC_PATH if config.nkn_rpc else None,
         "nkn_tls": config.nkn_tls,
         "default_model": config.default_model,
         "nkn_sdk": NKN_SDK_PATH if nkn_sdk_problem(config) is None else None,
@@ -92,12 +104,24 @@ def create_app(config: SiteConfig) -> Starlette:
             return PlainTextResponse(problem, status_code=404, headers=SECURITY_HEADERS)
         return _file(config.nkn_sdk_dir / NKN_SDK_FILE, "text/javascript; charset=utf-8")
 
+    async def rpc_forward(request: Request) -> Response:
+        # nkn-sdk POSTs JSON-RPC with axios; a node that sends no CORS headers (the local test
+        # node) cannot be called cross-origin from the page, so the page calls us instead.
+        return await _forward_rpc(request, config, request.app.state.http)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(timeout=10.0, trust_env=False) as client:
+            app.state.http = client
+            yield
+
     routes = [page_file(url, name, media) for url, (name, media) in PAGE_FILES.items()]
     routes.append(Route("/config.json", config_json, methods=["GET", "HEAD"]))
     routes.append(Route(NKN_SDK_PATH, nkn_sdk, methods=["GET", "HEAD"]))
+    routes.append(Route(NKN_RPC_PATH, rpc_forward, methods=["POST"]))
     if (problem := nkn_sdk_problem(config)) is not None:
         log.warning("%s; the NKN path is off until then", problem)
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def _file(path: Path, media_type: str) -> Response:
@@ -105,3 +129,34 @@ def _file(path: Path, media_type: str) -> Response:
         log.error("page file missing: %s", path)
         return PlainTextResponse(f"{path.name} is missing", 404, headers=SECURITY_HEADERS)
     return FileResponse(path, media_type=media_type, headers=SECURITY_HEADERS)
+
+
+async def _forward_rpc(request: Request, config: SiteConfig, client: httpx.AsyncClient) -> Response:
+    """Pass one of nkn-sdk's seed RPC calls to the configured node and return its answer."""
+    if config.nkn_rpc is None:
+        return _rpc_error(404, "no NKN seed RPC configured (--nkn-rpc)")
+    body = await request.body()
+    if len(body) > NKN_RPC_MAX_BODY:
+        return _rpc_error(413, f"RPC body over {NKN_RPC_MAX_BODY} bytes")
+    try:
+        call = json.loads(body)
+        method = call["method"]
+    except (ValueError, KeyError, TypeError):
+        return _rpc_error(400, "expected a JSON-RPC object with a method")
+    if method not in NKN_RPC_METHODS:
+        return _rpc_error(403, f"method {method!r} is not forwarded")
+    try:
+        upstream = await client.post(config.nkn_rpc, json=call)
+    except httpx.HTTPError as exc:
+        log.warning("NKN seed RPC %s failed: %s", config.nkn_rpc, exc)
+        return _rpc_error(502, f"NKN seed RPC unreachable: {exc}")
+    return Response(
+        upstream.content,
+        status_code=upstream.status_code,
+        media_type="application/json",
+        headers=SECURITY_HEADERS,
+    )
+
+
+def _rpc_error(status: int, message: str) -> Response:
+    return JSONResponse({"error": {"code": status, "message": message}}, status, SECURITY_HEADERS)

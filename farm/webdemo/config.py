@@ -29,7 +29,8 @@ class SiteConfig:
     `cert`/`key` are the TLS files: when `own_cert` is false they are made on first run
     (self-signed for localhost/127.0.0.1) and kept. `nkn_rpc` is the seed JSON-RPC URL the
     browser's nkn-sdk uses (None: the SDK's mainnet default); `nkn_tls` says whether that node
-    speaks wss (mainnet) or plain ws (the local test node on loopback).
+    speaks wss or plain ws. Left None, it is false for a loopback seed (the local test node
+    speaks ws) and true otherwise (a page served over https must reach real nodes by wss).
     """
 
     host: str = DEFAULT_HOST
@@ -41,7 +42,7 @@ class SiteConfig:
     relay_address: str | None = None
     relay_service: str = "ollama"
     nkn_rpc: str | None = None
-    nkn_tls: bool = True
+    nkn_tls: bool | None = None
     default_model: str = DEFAULT_MODEL
     site_dir: Path = DEFAULT_SITE_DIR
     nkn_sdk_dir: Path = DEFAULT_NKN_SDK_DIR
@@ -57,6 +58,9 @@ class SiteConfig:
                 "relay address must be an NKN address ending in a 64-hex public key, "
                 f"got {self.relay_address!r}"
             )
+        if self.nkn_tls is None:
+            loopback = self.nkn_rpc is not None and _is_loopback_url(self.nkn_rpc)
+            object.__setattr__(self, "nkn_tls", not loopback)
         if not self.default_model.strip():
             raise SiteConfigError("default model must not be empty")
 
@@ -98,10 +102,6 @@ class SiteConfig:
             raise SiteConfigError("--cert and --key (FARM_SITE_CERT/FARM_SITE_KEY) go together")
         if cert is not None:
             values["own_cert"] = True
-        if "nkn_tls" not in values and "nkn_rpc" in values:
-            # A loopback seed is the local test node, which speaks plain ws; anything else
-            # is a real node, which a page served over https must reach through wss.
-            values["nkn_tls"] = not _is_loopback_url(str(values["nkn_rpc"]))
         return cls(**values)  # type: ignore[arg-type]
 
 

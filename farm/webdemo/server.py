@@ -32,7 +32,6 @@ def serve(config: SiteConfig) -> None:
             ssl_certfile=str(config.cert),
             ssl_keyfile=str(config.key),
             log_level="warning",
-            lifespan="off",
         )
     )
     server.run()
