@@ -1,0 +1,164 @@
+"""`create_app(config)`: the proxy's ASGI application, its lifespan and its top-level routing.
+
+`/api/*`, `/v1/*` and `/` go to the raw ASGI `Forwarder` (the hot path); everything else to
+the FastAPI control app. CORS, when configured, wraps both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aiohttp
+
+from farm.proxy.config import ProxyConfig
+from farm.proxy.control import build_control_app
+from farm.proxy.errors import error_body
+from farm.proxy.forward import Forwarder
+from farm.proxy.headers import header_value
+from farm.proxy.health import probe_all, probe_forever
+from farm.proxy.link import DeadlineSweeper
+from farm.proxy.metrics import ProxyMetrics
+from farm.proxy.pool import BackendPool
+from farm.proxy.security import ApiKeyCheck, CorsPolicy
+
+logger = logging.getLogger(__name__)
+
+FORWARDED_PREFIXES = ("/api/", "/v1/")
+# The backend closes idle keep-alive connections too (uvicorn after 5 s); dropping ours a
+# little earlier avoids sending a request down a connection that is being closed.
+UPSTREAM_KEEPALIVE_S = 4.0
+
+
+class ProxyApp:
+    """The ASGI application; all state lives here, created per app (no module globals)."""
+
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self.pool = BackendPool(config.backends)
+        self.metrics = ProxyMetrics(self.pool)
+        tick = max(0.01, min(0.25, config.header_timeout_s / 4, config.idle_timeout_s / 4))
+        self.sweeper = DeadlineSweeper(tick)
+        self.auth = ApiKeyCheck(config.api_key)
+        self.cors = CorsPolicy(config.cors_origins) if config.cors_origins else None
+        drop = set()
+        if self.auth.enabled:
+            drop.add(b"authorization")  # the proxy's key is not the backend's business
+        if self.cors is not None:
+            drop.add(b"origin")
+        self.forwarder = Forwarder(
+            config, self.pool, self.metrics, self.sweeper, self.auth, frozenset(drop)
+        )
+        self.control = build_control_app(self)
+        self.session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if self.cors is not None:
+                origin = header_value(scope["headers"], b"origin")
+                if origin is not None:
+                    await self._cors(origin, scope, receive, send)
+                    return
+            await self._route(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            raise RuntimeError(f"unsupported ASGI scope type {kind!r}")
+
+    async def _route(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope["path"]
+        if path.startswith(FORWARDED_PREFIXES) or path == "/":
+            await self.forwarder(scope, receive, send)
+        else:
+            await self.control(scope, receive, send)
+
+    async def _cors(self, origin: bytes, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert self.cors is not None
+        headers = scope["headers"]
+        if not self.cors.allows(origin):
+            await _respond(send, 403, error_body("origin not allowed"))
+            return
+        if scope["method"] == "OPTIONS" and header_value(headers, b"access-control-request-method"):
+            requested = header_value(headers, b"access-control-request-headers")
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 204,
+                    "headers": self.cors.preflight_headers(origin, requested),
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        extra = self.cors.response_headers(origin)
+
+        async def send_with_cors(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], *extra]}
+            await send(message)
+
+        await self._route(scope, receive, send_with_cors)
+
+    async def startup(self) -> None:
+        """Open the upstream session, probe backends once, start the background tasks."""
+        connector = aiohttp.TCPConnector(
+            limit=0, limit_per_host=0, keepalive_timeout=UPSTREAM_KEEPALIVE_S
+        )
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            # No total/read limit: streams last minutes; the sweeper enforces our deadlines.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout_s),
+            auto_decompress=False,
+            trust_env=False,
+            # Forward only the client's headers; aiohttp would otherwise add its own.
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        )
+        self.forwarder.session = self.session
+        await probe_all(self.session, self.pool)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(probe_forever(self.session, self.pool, self.config.health_interval_s)),
+            loop.create_task(self.sweeper.run()),
+        ]
+
+    async def shutdown(self) -> None:
+        """Stop background tasks and close the session."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _respond(send: Any, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json; charset=utf-8")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(config: ProxyConfig) -> ProxyApp:
+    """Build the proxy's ASGI application for `config`."""
+    return ProxyApp(config)

@@ -1,0 +1,42 @@
+"""The control endpoints, served by FastAPI: `GET /_health` and `GET /metrics`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+
+from farm.proxy.health import health_document, probe_all
+
+if TYPE_CHECKING:
+    from farm.proxy.app import ProxyApp
+
+
+def build_control_app(proxy: ProxyApp) -> FastAPI:
+    """A FastAPI app whose handlers read the proxy's pool and metrics."""
+    app = FastAPI(
+        title="ollama-farm proxy control", docs_url=None, redoc_url=None, openapi_url=None
+    )
+
+    @app.get("/_health")
+    async def health() -> JSONResponse:
+        """Probe every backend now and report; 200 when ready, 503 when not."""
+        if proxy.session is not None:
+            await probe_all(proxy.session, proxy.pool)
+        doc = health_document(proxy.pool, proxy.config.model, proxy.config.num_parallel)
+        return JSONResponse(doc, status_code=200 if doc["ready"] else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus text exposition of the proxy's metrics."""
+        return Response(generate_latest(proxy.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(HTTPException)
+    async def ollama_shaped(_request: Request, exc: HTTPException) -> JSONResponse:
+        # Same error shape as everything else the proxy answers.
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    return app

@@ -1,0 +1,76 @@
+"""The proxy's error hierarchy, and the Ollama-shaped bodies it answers with.
+
+Tree::
+
+    ProxyError                 base; `status` is the HTTP status the client gets
+    ├── ConfigError            bad flag or environment value (raised at start, never per request)
+    ├── UnauthorizedError      401: API key missing or wrong
+    ├── BodyTooLargeError      413: request body over `max_body_bytes`
+    ├── BadGatewayError        502: no backend could be reached, or one broke the exchange
+    └── GatewayTimeoutError    504: a backend sent no response header within `header_timeout_s`
+"""
+
+from __future__ import annotations
+
+import json
+
+
+class ProxyError(Exception):
+    """Base of every error the proxy raises; `status` is the HTTP status to answer with."""
+
+    status = 500
+
+
+class ConfigError(ProxyError):
+    """A configuration value is invalid; the message names the flag or variable."""
+
+
+class UnauthorizedError(ProxyError):
+    """The request lacks the `Authorization: Bearer <key>` the proxy was started with."""
+
+    status = 401
+
+
+class BodyTooLargeError(ProxyError):
+    """The request body is larger than the configured `max_body_bytes`."""
+
+    status = 413
+
+
+class BadGatewayError(ProxyError):
+    """No backend answered: connection refused, reset, or closed before a response."""
+
+    status = 502
+
+
+class GatewayTimeoutError(ProxyError):
+    """The backend accepted the request but sent no response header in time."""
+
+    status = 504
+
+
+def error_body(message: str) -> bytes:
+    """Encode `{"error": message}`, the body shape Ollama uses for every native error."""
+    return json.dumps({"error": message}).encode()
+
+
+def stream_error_event(message: str, sse: bool) -> bytes:
+    """The in-band error that ends a broken stream: an NDJSON line, or an SSE error event.
+
+    The SSE form carries OpenAI's error object, which is what Ollama's `/v1` routes use and
+    what OpenAI client libraries raise on.
+    """
+    if not sse:
+        return error_body(message) + b"\n"
+    payload = {"error": {"message": message, "type": "api_error", "param": None, "code": None}}
+    return b"event: error\ndata: " + json.dumps(payload).encode() + b"\n\n"
+
+
+class StreamCutError(ProxyError):
+    """A response already under way broke and cannot carry an in-band error.
+
+    Raised to the ASGI server on purpose: it then drops the client connection without the
+    final chunk, so the client sees a truncated body instead of a clean end.
+    """
+
+    status = 502

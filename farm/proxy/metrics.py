@@ -1,0 +1,116 @@
+"""Prometheus metrics for one proxy instance, in a registry of its own (no global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from farm.proxy.pool import BackendPool
+
+_KNOWN_ROUTES = frozenset(
+    {
+        "/",
+        "/api/version",
+        "/api/tags",
+        "/api/ps",
+        "/api/show",
+        "/api/generate",
+        "/api/chat",
+        "/api/embed",
+        "/api/embeddings",
+        "/api/pull",
+        "/api/push",
+        "/api/create",
+        "/api/copy",
+        "/api/delete",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/v1/responses",
+        "/v1/messages",
+    }
+)
+TTFB_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def route_label(path: str) -> str:
+    """A bounded label for `path`: known routes as is, parameters folded, the rest "other"."""
+    if path in _KNOWN_ROUTES:
+        return path
+    if path.startswith("/api/blobs/"):
+        return "/api/blobs/:digest"
+    if path.startswith("/v1/models/"):
+        return "/v1/models/:model"
+    return "other"
+
+
+class _PoolCollector(Collector):
+    """In-flight requests and backend state, read from the pool at scrape time."""
+
+    def __init__(self, pool: BackendPool) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        total = GaugeMetricFamily("farm_proxy_in_flight", "Requests being forwarded now")
+        total.add_metric([], self._pool.in_flight)
+        per = GaugeMetricFamily(
+            "farm_proxy_backend_in_flight",
+            "Requests being forwarded now, per backend",
+            labels=["backend"],
+        )
+        up = GaugeMetricFamily(
+            "farm_proxy_backend_up", "1 when the backend is in rotation", labels=["backend"]
+        )
+        for b in self._pool.backends:
+            per.add_metric([b.url], b.in_flight)
+            up.add_metric([b.url], 1 if b.up else 0)
+        yield total
+        yield per
+        yield up
+
+
+class ProxyMetrics:
+    """The proxy's counters and histograms; `registry` is what `/metrics` renders."""
+
+    def __init__(self, pool: BackendPool) -> None:
+        self.registry = CollectorRegistry()
+        reg = self.registry
+        self.requests = Counter(
+            "farm_proxy_requests", "Requests answered", ["route", "method", "status"], registry=reg
+        )
+        self.ttfb = Histogram(
+            "farm_proxy_ttfb_seconds",
+            "Time from request arrival to the backend's first response byte",
+            ["route"],
+            buckets=TTFB_BUCKETS_S,
+            registry=reg,
+        )
+        self.response_bytes = Counter(
+            "farm_proxy_response_bytes",
+            "Response body bytes streamed to clients",
+            ["route"],
+            registry=reg,
+        )
+        self.request_bytes = Counter(
+            "farm_proxy_request_bytes",
+            "Request body bytes streamed to backends",
+            ["route"],
+            registry=reg,
+        )
+        self.upstream_errors = Counter(
+            "farm_proxy_upstream_errors",
+            "Backend failures seen by the proxy",
+            ["kind"],
+            registry=reg,
+        )
+        self.client_aborts = Counter(
+            "farm_proxy_client_aborts",
+            "Clients that left before their response ended",
+            ["phase"],
+            registry=reg,
+        )
+        reg.register(_PoolCollector(pool))

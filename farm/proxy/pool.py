@@ -1,0 +1,114 @@
+"""The backend pool: per-backend state and the choice of backend for each request.
+
+Balancing is least-in-flight, made model-aware: a backend that already has the requested
+model loaded (from `/api/ps`, or because it just served it) wins over one that only has it in
+its store (`/api/tags`), which wins over one that has neither. Ties rotate, so equal backends
+share a burst evenly. Backends marked down are skipped while any other is up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from farm.proxy.config import is_loopback_host
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, eq=False)
+class Backend:
+    """One Ollama (or simulator) backend and what the proxy currently knows about it."""
+
+    url: str
+    up: bool = True
+    in_flight: int = 0
+    version: str | None = None
+    loaded: frozenset[str] = frozenset()
+    stored: frozenset[str] = frozenset()
+    last_error: str | None = None
+    failed_probes: int = 0
+    served: int = 0
+    loopback: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loopback = is_loopback_host(urlsplit(self.url).hostname or "")
+
+    def rank(self, model: str | None) -> int:
+        """0 when `model` is loaded here, 1 when it is in the store, 2 otherwise."""
+        if model is None:
+            return 0
+        if model in self.loaded:
+            return 0
+        return 1 if model in self.stored else 2
+
+
+class BackendPool:
+    """All backends; picks one per request and records their health."""
+
+    # Consecutive failed health probes before a backend is marked down. A refused connection
+    # while forwarding marks it down at once (see `mark_down`).
+    DOWN_AFTER_PROBES = 2
+
+    def __init__(self, urls: Sequence[str]) -> None:
+        self.backends = [Backend(url) for url in urls]
+        self._turn = itertools.count()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being forwarded right now, over all backends."""
+        return sum(b.in_flight for b in self.backends)
+
+    def pick(self, model: str | None, exclude: Iterable[Backend] = ()) -> Backend | None:
+        """The backend for the next request for `model`, or None when all are excluded."""
+        excluded = set(map(id, exclude))
+        candidates = [b for b in self.backends if id(b) not in excluded]
+        if not candidates:
+            return None
+        # Health state may be stale: with every backend down, try them anyway.
+        live = [b for b in candidates if b.up] or candidates
+        start = next(self._turn) % len(live)
+        rotated = live[start:] + live[:start]
+        return min(rotated, key=lambda b: (b.rank(model), b.in_flight))
+
+    def mark_down(self, backend: Backend, reason: str) -> None:
+        """Take a backend out of rotation until a health probe succeeds."""
+        if backend.up:
+            logger.warning("backend %s marked down: %s", backend.url, reason)
+        backend.up = False
+        backend.last_error = reason
+
+    def record_probe(
+        self,
+        backend: Backend,
+        version: str | None,
+        loaded: Iterable[str] | None,
+        stored: Iterable[str] | None,
+        error: str | None,
+    ) -> None:
+        """Apply one health probe's result; `error` None means the backend answered."""
+        if error is not None:
+            backend.failed_probes += 1
+            backend.last_error = error
+            if backend.failed_probes >= self.DOWN_AFTER_PROBES or not backend.up:
+                self.mark_down(backend, error)
+            return
+        if not backend.up:
+            logger.warning("backend %s is back up", backend.url)
+        backend.up = True
+        backend.failed_probes = 0
+        backend.last_error = None
+        backend.version = version
+        if loaded is not None:
+            backend.loaded = frozenset(loaded)
+        if stored is not None:
+            backend.stored = frozenset(stored)
+
+    def record_served(self, backend: Backend, model: str | None) -> None:
+        """A request for `model` got a successful answer, so the model is loaded there now."""
+        backend.served += 1
+        if model is not None and model not in backend.loaded:
+            backend.loaded = backend.loaded | {model}

@@ -1,0 +1,72 @@
+"""Inbound access control: the optional API key and CORS for browser callers."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable, Sequence
+
+from farm.proxy.errors import UnauthorizedError
+from farm.proxy.headers import RawHeaders, header_value
+
+PROTECTED_PREFIXES = ("/api/", "/v1/")
+_CORS_METHODS = b"GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
+_CORS_MAX_AGE = b"600"
+
+
+class ApiKeyCheck:
+    """Requires `Authorization: Bearer <key>` on `/api/*` and `/v1/*` when a key is set."""
+
+    def __init__(self, key: str | None) -> None:
+        self._expected = f"Bearer {key}".encode() if key else None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a key is configured."""
+        return self._expected is not None
+
+    def check(self, path: str, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """Raise `UnauthorizedError` unless the request may pass."""
+        if self._expected is None or not path.startswith(PROTECTED_PREFIXES):
+            return
+        given = header_value(headers, b"authorization")
+        # Constant-time comparison: the key must not leak through response timing.
+        if given is None or not hmac.compare_digest(given, self._expected):
+            raise UnauthorizedError("missing or invalid API key (send Authorization: Bearer <key>)")
+
+
+class CorsPolicy:
+    """Answers CORS for the configured origins; `*` allows any origin.
+
+    With a policy in force the proxy owns CORS: it strips `Origin` before forwarding (Ollama
+    would 403 an origin it does not know, spec §1) and drops the backend's own CORS headers.
+    """
+
+    def __init__(self, origins: Sequence[str]) -> None:
+        self._any = "*" in origins
+        self._origins = frozenset(o.rstrip("/").encode() for o in origins if o != "*")
+
+    def allows(self, origin: bytes) -> bool:
+        """Whether a browser page from `origin` may call the proxy."""
+        return self._any or origin.rstrip(b"/") in self._origins
+
+    def response_headers(self, origin: bytes) -> RawHeaders:
+        """Headers added to an actual (non-preflight) response for an allowed origin."""
+        return [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-allow-credentials", b"true"),
+            (b"access-control-expose-headers", b"*"),
+            (b"vary", b"Origin"),
+        ]
+
+    def preflight_headers(self, origin: bytes, requested: bytes | None) -> RawHeaders:
+        """Headers for a successful preflight (`OPTIONS` with Access-Control-Request-Method)."""
+        headers = [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-allow-credentials", b"true"),
+            (b"access-control-allow-methods", _CORS_METHODS),
+            (b"access-control-max-age", _CORS_MAX_AGE),
+            (b"vary", b"Origin"),
+        ]
+        if requested:
+            headers.append((b"access-control-allow-headers", requested))
+        return headers

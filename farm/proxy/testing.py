@@ -1,0 +1,133 @@
+"""`ProxyServer`: the proxy in a subprocess on a free loopback port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+READY_TIMEOUT_S = 20.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on `host`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class ProxyServer:
+    """Run `python -m farm.proxy` against `backends` until `stop()` (or the `with` block ends).
+
+    Keyword flags map onto CLI flags: `api_key="k"` → `--api-key k`, `cors_origins=[...]`
+    → `--cors-origins ...`, `access_log=False` → `--no-access-log`. `env` adds environment
+    variables (e.g. FARM_API_KEY) to the child's.
+    """
+
+    def __init__(
+        self,
+        backends: Sequence[str],
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        **flags: Any,
+    ) -> None:
+        self.host = "127.0.0.1"
+        self.port = port or free_port(self.host)
+        self.url = f"http://{self.host}:{self.port}"
+        argv = [sys.executable, "-m", "farm.proxy", "--host", self.host, "--port", str(self.port)]
+        for backend in backends:
+            argv += ["--backend", backend]
+        for name, value in flags.items():
+            argv += _flag(name, value)
+        self.argv = argv
+        self._env = {**os.environ, **(env or {})}
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The proxy process id (for RSS measurements)."""
+        if self._proc is None:
+            raise RuntimeError("ProxyServer is not running")
+        return self._proc.pid
+
+    def start(self) -> ProxyServer:
+        """Start the process and wait until `/_health` answers."""
+        self._proc = subprocess.Popen(self.argv, env=self._env, stdin=subprocess.DEVNULL)
+        self.wait_for(self._answers, READY_TIMEOUT_S, "proxy did not start")
+        return self
+
+    def _answers(self) -> bool:
+        if self._proc is not None and self._proc.poll() is not None:
+            raise RuntimeError(f"proxy exited with status {self._proc.returncode}: {self.argv}")
+        try:
+            self.health()
+        except OSError:
+            return False
+        return True
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """`GET /_health` → (status, document)."""
+        try:
+            with urllib.request.urlopen(self.url + "/_health", timeout=5) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def metrics(self) -> str:
+        """`GET /metrics` as text."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
+    @staticmethod
+    def wait_for(predicate: Callable[[], bool], timeout: float, what: str = "condition") -> None:
+        """Poll `predicate` until it is true; raise TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} within {timeout} s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop the proxy (SIGTERM, then SIGKILL if it lingers)."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> ProxyServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _flag(name: str, value: Any) -> list[str]:
+    flag = "--" + name.replace("_", "-")
+    if value is None:
+        return []
+    if name == "access_log":
+        return [] if value else ["--no-access-log"]
+    if isinstance(value, bool):
+        return [flag] if value else []
+    if isinstance(value, list | tuple):
+        return [flag, *map(str, value)]
+    return [flag, str(value)]

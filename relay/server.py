@@ -1,0 +1,208 @@
+"""The relay server: receives DMs from a `Transport`, dispatches them, and answers with frames.
+
+`relay.ping` → `relay.pong`, `relay.info` → `relay.info`, `relay.http` → a `Session` (after the
+peer and request policy), `relay.cancel` → the running session closes its upstream. At most
+`RELAY_WORKERS` requests run at once; up to `RELAY_QUEUE` more wait; beyond that, or beyond a
+peer's own limit, the answer is `busy` at once. Malformed DMs get an error reply when their id
+can be read and are otherwise logged and dropped: one bad message never stops the relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import httpx
+
+from relay.config import RelayConfig
+from relay.errors import FrameError, PolicyError
+from relay.frames import (
+    REPLY_FRAMES,
+    Cancel,
+    Frame,
+    HttpRequest,
+    Id,
+    Info,
+    InfoRequest,
+    Ping,
+    Pong,
+    decode,
+    encode,
+)
+from relay.policy import Policy
+from relay.session import Session, refusal, refusal_for
+from relay.transport import Incoming, Transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DmEvent:
+    """One DM seen by the relay, for observers such as the `--debug` view."""
+
+    direction: str  # "in" or "out"
+    peer: str
+    payload: str
+    monotonic_s: float
+
+
+Observer = Callable[[DmEvent], None]
+
+
+class RelayServer:
+    """Serves the relay DM API for one transport identity."""
+
+    def __init__(
+        self,
+        config: RelayConfig,
+        transport: Transport,
+        *,
+        clients: dict[bool, httpx.AsyncClient] | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        """`clients` maps TLS verification (True/False) to an httpx client; made in `serve()`."""
+        self._config = config
+        self._transport = transport
+        self._policy = Policy(config)
+        self._clients = clients
+        self._observer = observer
+        self._slots = asyncio.Semaphore(config.workers)
+        self._admitted = 0
+        self._per_peer: Counter[str] = Counter()
+        self._sessions: dict[tuple[str, Id], Session] = {}
+        self.dms_sent = 0
+        self.dms_received = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Requests running or queued right now."""
+        return self._admitted
+
+    async def serve(self) -> None:
+        """Handle DMs until the transport stops delivering or this task is cancelled."""
+        async with AsyncExitStack() as stack:
+            if self._clients is None:
+                # One pool per TLS mode: httpx fixes verification per client, not per request.
+                self._clients = {
+                    verify: await stack.enter_async_context(
+                        httpx.AsyncClient(verify=verify, trust_env=False, follow_redirects=False)
+                    )
+                    for verify in (True, False)
+                }
+            async with asyncio.TaskGroup() as group:
+                async for message in self._transport.incoming():
+                    self._dispatch(message, group)
+
+    def _dispatch(self, message: Incoming, group: asyncio.TaskGroup) -> None:
+        self.dms_received += 1
+        self._observe("in", message.src, message.payload)
+        try:
+            frame = decode(message.payload)
+        except FrameError as exc:
+            if exc.request_id is None:
+                log.warning("dropped malformed DM from %s: %s", message.src, exc.reason)
+                return
+            reply = refusal(exc.request_id, f"bad request: {exc.reason}", 400)
+            group.create_task(self._send(message.src, reply))
+            return
+        if isinstance(frame, REPLY_FRAMES):
+            # Never answer a reply: two relays talking to each other would loop forever.
+            log.info("ignored %s from %s", type(frame).__name__, message.src)
+            return
+        try:
+            self._policy.check_peer(message.src)
+        except PolicyError as exc:
+            rid = getattr(frame, "id", None)
+            if isinstance(frame, HttpRequest):
+                group.create_task(self._send(message.src, refusal_for(frame, exc)))
+            else:
+                group.create_task(self._send(message.src, refusal(rid, exc.error, exc.status)))
+            return
+        if isinstance(frame, Ping):
+            pong = Pong(int(time.time() * 1000), self._transport.address, frame.id)
+            group.create_task(self._send(message.src, pong))
+        elif isinstance(frame, InfoRequest):
+            group.create_task(self._send(message.src, self._info(frame.id)))
+        elif isinstance(frame, Cancel):
+            self._cancel(message.src, frame.id)
+        elif isinstance(frame, HttpRequest):
+            self._admit(message.src, frame, group)
+
+    def _info(self, rid: Id | None) -> Info:
+        cfg = self._config
+        return Info(tuple(cfg.targets), cfg.verify_default, cfg.workers, cfg.max_body_b, rid)
+
+    def _cancel(self, src: str, rid: Id) -> None:
+        session = self._sessions.get((src, rid))
+        if session is None:
+            log.info("cancel from %s for unknown request %r", src, rid)
+            return
+        session.cancel()
+
+    def _admit(self, src: str, request: HttpRequest, group: asyncio.TaskGroup) -> None:
+        key = (src, request.id)
+        cfg = self._config
+        if key in self._sessions:
+            error = PolicyError("bad request: duplicate id", 400)
+        elif self._admitted >= cfg.workers + cfg.queue:
+            error = PolicyError("busy", 503)
+        elif self._per_peer[src] >= cfg.per_peer_limit:
+            error = PolicyError("busy", 503)
+        else:
+            try:
+                target = self._policy.resolve(request.req)
+            except PolicyError as exc:
+                error = exc
+            else:
+                assert self._clients is not None  # set in serve() before any dispatch
+                session = Session(
+                    request,
+                    target,
+                    self._clients[target.verify],
+                    lambda frame: self._send(src, frame),
+                    cfg,
+                )
+                self._sessions[key] = session
+                self._admitted += 1
+                self._per_peer[src] += 1
+                group.create_task(self._run(src, session))
+                return
+        log.info("refused %r from %s: %s", request.id, src, error.error)
+        group.create_task(self._send(src, refusal_for(request, error)))
+
+    async def _run(self, src: str, session: Session) -> None:
+        key = (src, session.request.id)
+        try:
+            async with self._slots:
+                await session.run()
+        except Exception:
+            # Per-request boundary: a bug in one session must not take the relay down.
+            log.exception("request %r from %s failed", session.request.id, src)
+            await self._send(src, refusal(session.request.id, "relay error", 500))
+        finally:
+            self._sessions.pop(key, None)
+            self._admitted -= 1
+            self._per_peer[src] -= 1
+            if self._per_peer[src] <= 0:
+                del self._per_peer[src]
+
+    async def _send(self, dest: str, frame: Frame) -> None:
+        payload = encode(frame)
+        self._observe("out", dest, payload)
+        try:
+            await self._transport.send(dest, payload)
+        except Exception:
+            # Per-message boundary: transports raise their own errors (bridge down, NKN refusal);
+            # the session goes on and the peer sees a gap it can report.
+            log.exception("could not send %s to %s", type(frame).__name__, dest)
+        else:
+            self.dms_sent += 1
+
+    def _observe(self, direction: str, peer: str, payload: str) -> None:
+        if self._observer is not None:
+            self._observer(DmEvent(direction, peer, payload, time.monotonic()))

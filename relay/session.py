@@ -1,0 +1,293 @@
+"""A relay session: one `relay.http` request turned into DM frames for the peer.
+
+Streaming requests get `relay.response.begin`, batched `relay.response.lines`, keepalives during
+silences, and always one `relay.response.end` summary (also after errors, timeouts and
+cancellation). Other requests get one `relay.response` with `json` or `body_b64`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from relay.batcher import Batcher, LineSplitter
+from relay.config import RelayConfig
+from relay.errors import PolicyError
+from relay.frames import (
+    Frame,
+    HttpRequest,
+    Keepalive,
+    Response,
+    ResponseBegin,
+    ResponseEnd,
+    encoded_size,
+)
+from relay.policy import Target
+from relay.upstream import Body, Cancelled, Chunk, Eof, Event, Fail, Head, build_request, pump
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[Frame], Awaitable[None]]
+#: The seed's end-of-turn markers, looked for in token text (not in the raw line: Go's JSON
+#: encoder writes `<` and `>` as \u003c and \u003e).
+EOT_MARKERS = ("<|eot_id|>", "</s>")
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, used only as a label (`ts`) on frames."""
+    return int(time.time() * 1000)
+
+
+@dataclass(slots=True)
+class LineFlags:
+    """What the lines of a stream showed so far."""
+
+    done_seen: bool = False
+    eot_seen: bool = False
+
+    def inspect(self, line: str) -> None:
+        """Look for `done:true` / `data: [DONE]` and EOT markers in token text."""
+        text = line.strip()
+        if text.startswith("data:"):
+            text = text[5:].strip()
+            if text == "[DONE]":
+                self.done_seen = True
+                return
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(obj, dict):
+            return
+        if obj.get("done") is True:
+            self.done_seen = True
+        if any(marker in token for token in _tokens(obj) for marker in EOT_MARKERS):
+            self.eot_seen = True
+
+
+def _tokens(obj: dict[str, object]) -> list[str]:
+    """Token text of an Ollama generate/chat line or an OpenAI-style SSE chunk."""
+    found = [obj.get("response")]
+    message = obj.get("message")
+    if isinstance(message, dict):
+        found.append(message.get("content"))
+    choices = obj.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if isinstance(choice, dict):
+                delta = choice.get("delta")
+                found.append(choice.get("text"))
+                if isinstance(delta, dict):
+                    found.append(delta.get("content"))
+    return [t for t in found if isinstance(t, str)]
+
+
+class Session:
+    """Runs one relay.http request; `cancel()` closes its upstream and ends it as cancelled."""
+
+    def __init__(
+        self,
+        request: HttpRequest,
+        target: Target,
+        client: httpx.AsyncClient,
+        send: Send,
+        config: RelayConfig,
+    ) -> None:
+        """Prepare the session; nothing happens until `run()`."""
+        self.request = request
+        self._target = target
+        self._client = client
+        self._send = send
+        self._config = config
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._last_sent = time.monotonic()
+
+    def cancel(self) -> None:
+        """Ask the session to stop (peer sent relay.cancel)."""
+        self._events.put_nowait(Cancelled())
+
+    async def run(self) -> None:
+        """Perform the request and send every frame; returns after the last one was sent."""
+        spec = self.request.req
+        try:
+            upstream = build_request(self._client, spec, self._target)
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError, ValueError) as exc:
+            self._events.put_nowait(Fail(f"bad request: {exc}"[:200], 400))
+            task = None
+        else:
+            task = asyncio.create_task(
+                pump(
+                    self._client,
+                    upstream,
+                    self._events,
+                    stream=spec.stream,
+                    max_body_b=self._config.max_body_b,
+                )
+            )
+        try:
+            if spec.stream:
+                await self._run_stream()
+            else:
+                await self._run_once()
+        finally:
+            if task is not None:
+                task.cancel()
+                # wait() never raises the pump's own CancelledError, only ours.
+                await asyncio.wait({task})
+
+    async def _run_once(self) -> None:
+        head: Head | None = None
+        while True:
+            event = await self._events.get()
+            if isinstance(event, Head):
+                head = event
+            elif isinstance(event, Body) and head is not None:
+                await self._send(self._whole(head, event))
+                return
+            elif isinstance(event, Fail):
+                await self._send(refusal(self.request.id, event.error, event.status))
+                return
+            elif isinstance(event, Cancelled):
+                await self._send(refusal(self.request.id, "cancelled", 499))
+                return
+
+    def _whole(self, head: Head, body: Body) -> Response:
+        ctype = head.headers.get("content-type", "").lower()
+        data: object = None
+        if "json" in ctype and "ndjson" not in ctype and not body.truncated:
+            try:
+                data = json.loads(body.data)
+            except ValueError:
+                data = None
+        frame = Response(
+            id=self.request.id,
+            ok=head.status < 400,
+            status=head.status,
+            headers=head.headers,
+            json=data,
+            body_b64=None if data is not None else base64.b64encode(body.data).decode("ascii"),
+            truncated=body.truncated,
+            error=None,
+        )
+        if encoded_size(frame) <= self._config.max_dm_b:
+            return frame
+        # Re-encoded JSON or huge headers can outgrow the DM; fall back to a cut raw body.
+        room = (self._config.max_dm_b - 32_768) * 3 // 4
+        return Response(
+            self.request.id,
+            head.status < 400,
+            head.status,
+            {"content-type": ctype} if ctype else {},
+            None,
+            base64.b64encode(body.data[:room]).decode("ascii"),
+            True,
+            None,
+        )
+
+    async def _run_stream(self) -> None:
+        cfg = self._config
+        started = time.monotonic()
+        batcher = Batcher(
+            self.request.id,
+            max_lines=cfg.batch_lines,
+            max_delay_s=cfg.batch_ms / 1000,
+            max_dm_b=cfg.max_dm_b,
+        )
+        splitter = LineSplitter(cfg.max_line_b)
+        flags = LineFlags()
+        received_b = 0
+        ok = False
+        error: str | None = None
+        self._last_sent = started
+        try:
+            while True:
+                event = await self._next_event(batcher)
+                if event is None:
+                    continue
+                if isinstance(event, Head):
+                    ok = event.status < 400
+                    rid = self.request.id
+                    await self._emit(ResponseBegin(rid, ok, event.status, event.headers, now_ms()))
+                    continue
+                if isinstance(event, Chunk):
+                    received_b += len(event.data)
+                    lines = splitter.feed(event.data)
+                elif isinstance(event, Eof):
+                    lines = splitter.finish()
+                else:
+                    error = event.error if isinstance(event, Fail) else "cancelled"
+                    ok = False
+                    break
+                for line in lines:
+                    if not line.truncated:
+                        flags.inspect(line.text)
+                    for frame in batcher.add(line, ts_ms=now_ms(), now=time.monotonic()):
+                        await self._emit(frame)
+                if isinstance(event, Eof):
+                    break
+        except asyncio.CancelledError:
+            error, ok = "relay stopped", False
+            raise
+        finally:
+            pending = batcher.flush()
+            if pending is not None:
+                await self._emit(pending)
+            end = ResponseEnd(
+                id=self.request.id,
+                ok=ok and error is None,
+                bytes=received_b,
+                last_seq=batcher.last_seq,
+                lines=batcher.last_seq,
+                eot_seen=flags.eot_seen,
+                done_seen=flags.done_seen,
+                truncated=batcher.truncated,
+                error=error,
+                t_ms=int((time.monotonic() - started) * 1000),
+            )
+            await self._emit(end)
+
+    async def _next_event(self, batcher: Batcher) -> Event | None:
+        """The next upstream event, or None after sending a due batch or keepalive."""
+        keepalive_at = self._last_sent + self._config.keepalive_s
+        flush_at = batcher.deadline
+        wake = keepalive_at if flush_at is None else min(flush_at, keepalive_at)
+        try:
+            return await asyncio.wait_for(self._events.get(), max(0.0, wake - time.monotonic()))
+        except TimeoutError:
+            pass
+        now = time.monotonic()
+        if batcher.due(now):
+            frame = batcher.flush()
+            if frame is not None:
+                await self._emit(frame)
+        elif now >= keepalive_at:
+            await self._emit(Keepalive(self.request.id, now_ms()))
+        return None
+
+    async def _emit(self, frame: Frame) -> None:
+        self._last_sent = time.monotonic()
+        await self._send(frame)
+
+
+def refusal(request_id: str | int | None, error: str, status: int) -> Response:
+    """A `relay.response` with `ok:false`: how the relay refuses or fails a request."""
+    return Response(request_id, False, status, {}, None, None, False, error)
+
+
+def refused_stream(request_id: str | int, error: str) -> ResponseEnd:
+    """How a streaming request refused before it started ends: an `ok:false` end summary."""
+    return ResponseEnd(request_id, False, 0, 0, 0, False, False, False, error, 0)
+
+
+def refusal_for(request: HttpRequest, error: PolicyError) -> Frame:
+    """The frame refusing `request`: an end summary if it asked to stream, else a response."""
+    if request.req.stream:
+        return refused_stream(request.id, error.error)
+    return refusal(request.id, error.error, error.status)

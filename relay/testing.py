@@ -1,0 +1,113 @@
+"""An in-memory NKN network for tests: `MemoryNetwork` hands out connected `Transport`s.
+
+Messages go straight into the destination's queue, in order, unless a test installs a
+`deliver` hook that may hold, reorder, duplicate or drop them (NKN with several sub-clients
+may deliver out of order). Every sent DM is logged so tests can count DMs and bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+
+from relay.transport import Incoming
+
+log = logging.getLogger(__name__)
+
+#: Decides what arrives now for one sent DM: return the payloads to deliver (possibly none).
+DeliverHook = Callable[[str, str, str], Iterable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class SentDm:
+    """One DM as it was sent through the memory network."""
+
+    src: str
+    dest: str
+    payload: str
+
+
+@dataclass
+class MemoryNetwork:
+    """A set of in-memory transports that can message each other by address."""
+
+    deliver: DeliverHook | None = None
+    sent: list[SentDm] = field(default_factory=list)
+    _inboxes: dict[str, asyncio.Queue[Incoming | None]] = field(default_factory=dict)
+
+    def transport(self, name: str) -> MemoryTransport:
+        """A transport whose address is `name.<64 hex>` (derived from the name)."""
+        pubkey = hashlib.sha256(name.encode()).hexdigest()
+        return MemoryTransport(self, f"{name}.{pubkey}")
+
+    def _register(self, address: str) -> asyncio.Queue[Incoming | None]:
+        inbox: asyncio.Queue[Incoming | None] = asyncio.Queue()
+        self._inboxes[address] = inbox
+        return inbox
+
+    def _unregister(self, address: str) -> None:
+        inbox = self._inboxes.pop(address, None)
+        if inbox is not None:
+            inbox.put_nowait(None)
+
+    def _route(self, src: str, dest: str, payload: str) -> None:
+        self.sent.append(SentDm(src, dest, payload))
+        payloads = [payload] if self.deliver is None else list(self.deliver(src, dest, payload))
+        self.inject(src, dest, payloads)
+
+    def inject(self, src: str, dest: str, payloads: Iterable[str]) -> None:
+        """Deliver payloads to `dest` as if `src` sent them (used by hooks to release held DMs)."""
+        inbox = self._inboxes.get(dest)
+        if inbox is None:
+            log.debug("memory network: no such address %s; DM dropped", dest)
+            return
+        for payload in payloads:
+            inbox.put_nowait(Incoming(src, payload))
+
+    def sent_by(self, src: str) -> list[SentDm]:
+        """Every DM `src` sent, in order."""
+        return [dm for dm in self.sent if dm.src == src]
+
+
+class MemoryTransport:
+    """A `Transport` on a `MemoryNetwork`."""
+
+    def __init__(self, network: MemoryNetwork, address: str) -> None:
+        """Not reachable until `start()`."""
+        self._network = network
+        self._address = address
+        self._inbox: asyncio.Queue[Incoming | None] | None = None
+
+    @property
+    def address(self) -> str:
+        """This transport's address (`name.pubkeyhex`)."""
+        return self._address
+
+    async def start(self) -> str:
+        """Join the network; return the address."""
+        self._inbox = self._network._register(self._address)
+        return self._address
+
+    async def send(self, dest: str, payload: str) -> None:
+        """Deliver a DM (fire and forget: unknown destinations drop it, as NKN would)."""
+        if self._inbox is None:
+            raise RuntimeError("transport not started")
+        self._network._route(self._address, dest, payload)
+
+    async def incoming(self) -> AsyncIterator[Incoming]:
+        """DMs for this address until `close()`."""
+        if self._inbox is None:
+            raise RuntimeError("transport not started")
+        inbox = self._inbox
+        while True:
+            message = await inbox.get()
+            if message is None:
+                return
+            yield message
+
+    async def close(self) -> None:
+        """Leave the network; `incoming()` ends."""
+        self._network._unregister(self._address)
