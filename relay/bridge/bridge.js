@@ -16,6 +16,13 @@
 // The seed is read from stdin, never from argv, so it does not show up in `ps`.
 "use strict";
 
+// Loopback never goes through an HTTP proxy: axios obeys HTTP_PROXY, and a proxied `getwsaddr`
+// to a local node fails (spec trap 7).
+const loopback = "127.0.0.1,localhost,::1";
+for (const key of ["NO_PROXY", "no_proxy"]) {
+  process.env[key] = process.env[key] ? `${process.env[key]},${loopback}` : loopback;
+}
+
 const readline = require("readline");
 const util = require("util");
 const nkn = require("nkn-sdk");

@@ -1,0 +1,196 @@
+"""Native inference routes: `POST /api/generate` and `POST /api/chat` (spec §3.5, §3.6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from farm.sim.decode import Fields, json_kind, parse_body
+from farm.sim.durations import keep_alive_from_json
+from farm.sim.errors import ApiError, BadRequest
+from farm.sim.exchange import NDJSON_TYPE, Exchange, encode_json
+from farm.sim.generation import RunMetrics
+from farm.sim.inference import Plan, now_ns, serve
+from farm.sim.options import parse_options
+from farm.sim.simulator import Simulator
+from farm.sim.stamps import utc_now
+from farm.sim.store import LocalModel
+from farm.sim.tokens import chat_prompt_tokens, generate_prompt_tokens, token_ids
+
+_ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass(slots=True)
+class NativeFraming:
+    """NDJSON framing of generate (`response`) or chat (`message`) chunks."""
+
+    model: str
+    chat: bool
+    context: list[int] | None = None
+    content_type: str = NDJSON_TYPE
+
+    def _head(self, text: str) -> dict[str, Any]:
+        head: dict[str, Any] = {"model": self.model, "created_at": utc_now()}
+        if self.chat:
+            head["message"] = {"role": "assistant", "content": text}
+        else:
+            head["response"] = text
+        return head
+
+    def piece(self, text: str) -> bytes:
+        """`{"model","created_at","response"|"message","done":false}` + newline."""
+        return encode_json({**self._head(text), "done": False}) + b"\n"
+
+    def _done(self, metrics: RunMetrics, text: str) -> dict[str, Any]:
+        body = {**self._head(text), "done": True, "done_reason": metrics.done_reason}
+        if self.context is not None:
+            body["context"] = self.context + token_ids("".join(metrics.output))
+        body.update(metrics.final_fields())
+        return body
+
+    def final(self, metrics: RunMetrics) -> bytes:
+        """The `done:true` chunk with the six metrics (and generate's `context`)."""
+        return encode_json(self._done(metrics, "")) + b"\n"
+
+    def whole(self, metrics: RunMetrics) -> dict[str, Any]:
+        """`stream:false`: the final chunk with all text concatenated."""
+        return self._done(metrics, "".join(metrics.output))
+
+    def error_line(self, message: str) -> bytes:
+        """`{"error": ...}` after the stream began."""
+        return encode_json({"error": message}) + b"\n"
+
+    async def error(self, exchange: Exchange, exc: ApiError) -> None:
+        """A JSON error with the real status."""
+        await exchange.error(exc.status, exc.message)
+
+
+def _common(sim: Simulator, fields: Fields, model: LocalModel) -> tuple[Any, Any, float | None]:
+    runner_options, sampling = parse_options(
+        fields.obj("options"), sim.config.context_length, sim.model_params(model)
+    )
+    keep_alive = keep_alive_from_json(fields.data.get("keep_alive"))
+    return runner_options, sampling, keep_alive
+
+
+def _check_think(fields: Fields, model: LocalModel, sent: str) -> None:
+    think = fields.data.get("think")
+    if think is None or think is False:
+        return
+    if isinstance(think, str) and think not in ("low", "medium", "high", "max"):
+        levels = '"low", "medium", "high", "max", true, or false'
+        raise BadRequest(f'invalid think value: "{think}" (must be {levels})')
+    if not isinstance(think, bool | str):
+        raise BadRequest("think must be a boolean or string")
+    if "thinking" not in model.capabilities:
+        raise BadRequest(f'"{sent}" does not support thinking')
+
+
+async def generate(sim: Simulator, exchange: Exchange) -> None:
+    """`POST /api/generate`."""
+    start = now_ns()
+    fields = Fields(parse_body(await exchange.body(), "GenerateRequest"), "GenerateRequest")
+    sent = fields.string("model")
+    prompt, system, template = (
+        fields.string("prompt"),
+        fields.string("system"),
+        fields.string("template"),
+    )
+    stream, raw = fields.boolean("stream"), fields.boolean("raw")
+    context = fields.array("context", "[]int")
+    fields.string("suffix")
+    fields.obj("options")
+    model = sim.find(sent, empty_is_404=True)
+    if raw and (template or system or context):
+        raise BadRequest("raw mode does not support template, system, or context")
+    if "completion" not in model.capabilities:
+        raise BadRequest(f'"{sent}" does not support generate')
+    _check_think(fields, model, sent)
+    runner_options, sampling, keep_alive = _common(sim, fields, model)
+    if not prompt and not fields.data.get("images"):
+        await _load_or_unload(
+            sim, exchange, sent, model, runner_options, keep_alive, {"response": ""}
+        )
+        return
+    plan = Plan(
+        start_ns=start,
+        model=model,
+        runner_options=runner_options,
+        sampling=sampling,
+        keep_alive_s=keep_alive,
+        prompt_tokens=generate_prompt_tokens(prompt, system),
+        prompt_key=f"{system}\x00{prompt}",
+        stream=stream is not False,
+    )
+    framing = NativeFraming(sent, chat=False, context=None if raw else token_ids(system + prompt))
+    await serve(sim, exchange, plan, framing)
+
+
+def _messages(fields: Fields) -> list[str]:
+    messages = fields.array("messages", "[]api.Message") or []
+    contents: list[str] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            raise BadRequest(
+                f"json: cannot unmarshal {json_kind(message)} into Go struct field "
+                "ChatRequest.messages of type api.Message"
+            )
+        part = Fields(message, "ChatRequest.messages")
+        role, content = part.string("role").lower(), part.string("content")
+        if role and role not in _ROLES:
+            raise BadRequest(f"invalid role: {role}")
+        contents.append(content)
+    return contents
+
+
+async def chat(sim: Simulator, exchange: Exchange) -> None:
+    """`POST /api/chat`."""
+    start = now_ns()
+    fields = Fields(parse_body(await exchange.body(), "ChatRequest"), "ChatRequest")
+    sent = fields.string("model")
+    stream = fields.boolean("stream")
+    contents = _messages(fields)
+    tools = fields.array("tools", "api.Tools")
+    model = sim.find(sent)
+    if "completion" not in model.capabilities:
+        raise BadRequest(f'"{sent}" does not support chat')
+    if tools and "tools" not in model.capabilities:
+        full = f"{model.name.host}/{model.name.namespace}/{model.name.model}:{model.name.tag}"
+        raise BadRequest(f"{full} does not support tools")
+    _check_think(fields, model, sent)
+    runner_options, sampling, keep_alive = _common(sim, fields, model)
+    if not contents:
+        empty = {"message": {"role": "assistant", "content": ""}}
+        await _load_or_unload(sim, exchange, sent, model, runner_options, keep_alive, empty)
+        return
+    plan = Plan(
+        start_ns=start,
+        model=model,
+        runner_options=runner_options,
+        sampling=sampling,
+        keep_alive_s=keep_alive,
+        prompt_tokens=chat_prompt_tokens(contents),
+        prompt_key="\x00".join(contents),
+        stream=stream is not False,
+    )
+    await serve(sim, exchange, plan, NativeFraming(sent, chat=True))
+
+
+async def _load_or_unload(
+    sim: Simulator,
+    exchange: Exchange,
+    sent: str,
+    model: LocalModel,
+    runner_options: Any,
+    keep_alive: float | None,
+    empty: dict[str, Any],
+) -> None:
+    """The empty-prompt special cases: one JSON object, `done_reason` load or unload."""
+    if keep_alive == 0:
+        sim.scheduler.request_unload(model)
+        reason = "unload"
+    else:
+        await sim.load_only(model, runner_options, keep_alive, exchange.gone)
+        reason = "load"
+    body = {"model": sent, "created_at": utc_now(), **empty, "done": True, "done_reason": reason}
+    await exchange.json(200, body)

@@ -1,0 +1,31 @@
+"""The NKN transport: the official nkn-sdk (npm, pinned) driven through a Node bridge.
+
+`NknTransport(BridgeConfig(...))` implements `relay.transport.Transport`. The Node side lives
+beside this file (package.json, package-lock.json, bridge.js); install it with
+`npm ci --prefix relay/bridge`.
+"""
+
+from relay.bridge.config import BridgeConfig, rpc_addrs_from_seed_ws
+from relay.bridge.errors import (
+    BridgeClosedError,
+    BridgeConfigError,
+    BridgeError,
+    BridgeNotInstalledError,
+    BridgeStartError,
+    MessageTooLargeError,
+    QueueFullError,
+)
+from relay.bridge.supervisor import NknTransport
+
+__all__ = [
+    "BridgeClosedError",
+    "BridgeConfig",
+    "BridgeConfigError",
+    "BridgeError",
+    "BridgeNotInstalledError",
+    "BridgeStartError",
+    "MessageTooLargeError",
+    "NknTransport",
+    "QueueFullError",
+    "rpc_addrs_from_seed_ws",
+]

@@ -1,0 +1,327 @@
+"""`NknTransport`: the `Transport` over nkn-sdk, supervising the Node bridge process.
+
+One bridge process at a time runs the MultiClient. If it dies, or stops answering the periodic
+self-probe (a DM to our own address), it is killed and restarted with exponential back-off;
+the same seed gives the same address. Outgoing DMs wait in a bounded queue while it is down
+and stay there until the bridge confirms it wrote them, so none within the bound is lost (a DM
+in flight when a bridge dies may be sent twice; relay frames carry ids and `seq` for that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from relay.bridge.config import BridgeConfig
+from relay.bridge.errors import (
+    BridgeClosedError,
+    BridgeError,
+    BridgeStartError,
+    MessageTooLargeError,
+    QueueFullError,
+)
+from relay.bridge.process import BridgeProcess, check_installed
+from relay.bridge.protocol import (
+    BridgeFailure,
+    Message,
+    ProbeCommand,
+    ProbeEcho,
+    Ready,
+    SendCommand,
+    SendError,
+    Sent,
+)
+from relay.transport import Incoming
+
+log = logging.getLogger(__name__)
+
+# nkn-sdk refuses envelopes over 4,000,000 bytes (spec §6); keep room for the envelope, the
+# encryption overhead and the destination address it counts in.
+MAX_PAYLOAD_BYTES = 3_990_000
+# A DM whose send fails this many times (with a working connection in between) is dropped.
+MAX_SEND_ATTEMPTS = 5
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    id: int
+    dest: str
+    payload: str
+    attempts: int = 0
+
+
+class NknTransport:
+    """Sends and receives NKN DMs for one identity through `bridge.js` (implements Transport)."""
+
+    def __init__(self, config: BridgeConfig) -> None:
+        self._config = config
+        self._address: str | None = None
+        self._ids = itertools.count(1)
+        self._outbox: collections.deque[_Outgoing] = collections.deque()
+        self._inflight: dict[int, _Outgoing] = {}
+        self._incoming: asyncio.Queue[Incoming | None] = asyncio.Queue()
+        self._wake = asyncio.Event()  # the outbox has something
+        self._healthy = asyncio.Event()  # the bridge is ready and its last probe came back
+        self._probe_now = asyncio.Event()
+        self._probes: dict[str, asyncio.Future[None]] = {}
+        self._settled = asyncio.Event()  # the first start succeeded or failed
+        self._drained = asyncio.Event()
+        self._start_error: BaseException | None = None
+        self._proc: BridgeProcess | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.restarts = 0
+        self.connect_s: float | None = None
+        self.bridge_exit_code: int | None = None
+
+    @property
+    def address(self) -> str:
+        """Our NKN address (`[identifier.]pubkeyhex`); valid after `start()`."""
+        if self._address is None:
+            raise BridgeClosedError("the NKN transport is not started")
+        return self._address
+
+    @property
+    def bridge_pid(self) -> int | None:
+        """The running bridge's process id (None while it is down)."""
+        return self._proc.pid if self._proc is not None else None
+
+    async def start(self) -> str:
+        """Start the bridge and return our address once the NKN node accepted us."""
+        if self._task is not None:
+            raise BridgeClosedError("the NKN transport was already started")
+        check_installed(self._config)
+        self._task = asyncio.create_task(self._supervise(), name="nkn-bridge-supervisor")
+        await self._settled.wait()
+        if self._start_error is not None:
+            await self._task
+            raise self._start_error
+        log.info("NKN ready: %s (%.0f ms)", self.address, (self.connect_s or 0) * 1000)
+        return self.address
+
+    async def send(self, dest: str, payload: str) -> None:
+        """Queue one DM for `dest`; returns at once (fire and forget, `noReply`)."""
+        if self._closing or self._task is None:
+            raise BridgeClosedError("the NKN transport is not running")
+        size = len(payload.encode())
+        if size > MAX_PAYLOAD_BYTES:
+            raise MessageTooLargeError(
+                f"DM of {size} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte NKN message limit"
+            )
+        if len(self._outbox) + len(self._inflight) >= self._config.queue_limit:
+            raise QueueFullError(
+                f"{self._config.queue_limit} DMs already wait for the NKN bridge; dropping this one"
+            )
+        self._outbox.append(_Outgoing(next(self._ids), dest, payload))
+        self._drained.clear()
+        self._wake.set()
+
+    async def incoming(self) -> AsyncIterator[Incoming]:
+        """DMs addressed to us, in arrival order; ends when the transport closes."""
+        while (item := await self._incoming.get()) is not None:
+            yield item
+
+    async def close(self) -> None:
+        """Flush queued DMs (up to `close_timeout_s`), stop the bridge and end `incoming()`."""
+        if self._task is None or self._closing:
+            return
+        if self._outbox or self._inflight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), self._config.close_timeout_s)
+        self._closing = True
+        if self._outbox or self._inflight:
+            log.warning("closing with %d DMs unsent", len(self._outbox) + len(self._inflight))
+        proc = self._proc
+        if proc is not None:
+            await proc.close(self._config.close_timeout_s)
+            self.bridge_exit_code = proc.returncode
+            # With the process gone its event stream ends and the supervisor returns by itself.
+            await asyncio.wait({self._task}, timeout=self._config.close_timeout_s)
+        self._task.cancel()
+        # The supervisor already logged whatever stopped it; closing must still finish.
+        with contextlib.suppress(asyncio.CancelledError, BridgeError, OSError):
+            await self._task
+        self._incoming.put_nowait(None)
+
+    # --- supervision -------------------------------------------------------------------------
+
+    def _rpc_addr(self, attempt: int) -> str | None:
+        addrs = self._config.rpc_server_addrs
+        return addrs[attempt % len(addrs)] if addrs else None
+
+    async def _supervise(self) -> None:
+        try:
+            await self._restart_loop()
+        except (OSError, BridgeError) as exc:
+            if self._settled.is_set():
+                log.error("NKN bridge supervisor stopped: %s", exc)
+                raise
+            self._start_error = BridgeStartError(f"cannot start the NKN bridge: {exc}")
+        finally:
+            self._healthy.clear()
+            self._settled.set()
+
+    async def _restart_loop(self) -> None:
+        failures = 0
+        for attempt in itertools.count():
+            rpc = self._rpc_addr(attempt)
+            proc = await BridgeProcess.spawn(self._config, rpc)
+            self._proc = proc
+            became_ready = await self._run(proc)
+            self._proc = None
+            self._healthy.clear()
+            self._requeue_inflight()
+            if self._closing:
+                return
+            if not self._settled.is_set() and attempt + 1 >= max(
+                1, len(self._config.rpc_server_addrs)
+            ):
+                self._start_error = BridgeStartError(
+                    f"NKN bridge did not connect via {rpc or 'the default seed'}"
+                    f" (exit {proc.returncode}): {proc.stderr_tail() or 'no output'}"
+                )
+                self._settled.set()
+                return
+            failures = 0 if became_ready else failures + 1
+            delay = min(
+                self._config.restart_backoff_max_s,
+                self._config.restart_backoff_min_s * 2 ** max(0, failures - 1),
+            )
+            log.warning(
+                "NKN bridge exited (code %s: %s); restarting in %.1f s",
+                proc.returncode,
+                proc.stderr_tail()[-300:] or "no output",
+                delay,
+            )
+            await asyncio.sleep(delay)
+            self.restarts += 1
+
+    async def _run(self, proc: BridgeProcess) -> bool:
+        """Serve one bridge process until it exits; True if it ever became ready."""
+        ready = asyncio.Event()
+        helpers = [
+            asyncio.create_task(self._writer(proc)),
+            asyncio.create_task(self._prober(proc)),
+            asyncio.create_task(self._ready_watchdog(proc, ready)),
+        ]
+        try:
+            async for event in proc.events():
+                self._on_event(event, ready)
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            proc.kill()
+            self.bridge_exit_code = await proc.wait()
+        return ready.is_set()
+
+    async def _ready_watchdog(self, proc: BridgeProcess, ready: asyncio.Event) -> None:
+        try:
+            await asyncio.wait_for(ready.wait(), self._config.ready_timeout_s)
+        except TimeoutError:
+            log.warning("NKN bridge not ready after %.0f s", self._config.ready_timeout_s)
+            proc.kill()
+
+    def _on_event(self, event: object, ready: asyncio.Event) -> None:
+        match event:
+            case Message(src, data):
+                self._incoming.put_nowait(Incoming(src, data))
+            case Sent(msg_id):
+                self._inflight.pop(msg_id, None)
+                self._check_drained()
+            case SendError(msg_id, error, permanent):
+                self._on_send_error(msg_id, error, permanent)
+            case ProbeEcho(nonce):
+                future = self._probes.pop(nonce, None)
+                if future is not None and not future.done():
+                    future.set_result(None)
+            case Ready(addr, connect_ms):
+                self._on_ready(addr, connect_ms, ready)
+            case BridgeFailure(error, fatal):
+                log.log(logging.ERROR if fatal else logging.WARNING, "NKN bridge: %s", error)
+
+    def _on_ready(self, addr: str, connect_ms: int, ready: asyncio.Event) -> None:
+        if self._address is not None and addr != self._address:
+            log.error("NKN bridge came back as %s, expected %s", addr, self._address)
+        self._address = addr
+        self.connect_s = connect_ms / 1000
+        ready.set()
+        self._healthy.set()
+        self._settled.set()
+
+    def _on_send_error(self, msg_id: int, error: str, permanent: bool) -> None:
+        item = self._inflight.pop(msg_id, None)
+        if item is None:
+            return
+        item.attempts += 1
+        if permanent or item.attempts >= MAX_SEND_ATTEMPTS:
+            log.error("dropped DM to %s after %d tries: %s", item.dest, item.attempts, error)
+            self._check_drained()
+            return
+        # Likely no subclient is connected: hold sending until a probe proves the path again.
+        log.warning("DM to %s failed (%s); retrying after a probe", item.dest, error)
+        self._outbox.appendleft(item)
+        self._healthy.clear()
+        self._probe_now.set()
+
+    def _requeue_inflight(self) -> None:
+        for msg_id in sorted(self._inflight, reverse=True):
+            self._outbox.appendleft(self._inflight.pop(msg_id))
+        if self._outbox:
+            self._wake.set()
+
+    def _check_drained(self) -> None:
+        if not self._outbox and not self._inflight:
+            self._drained.set()
+
+    async def _writer(self, proc: BridgeProcess) -> None:
+        while True:
+            await self._healthy.wait()
+            if not self._outbox:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            item = self._outbox.popleft()
+            self._inflight[item.id] = item
+            if not await proc.write(SendCommand(item.id, item.dest, item.payload).encode()):
+                return  # the process is gone; _run requeues what is in flight
+
+    async def _prober(self, proc: BridgeProcess) -> None:
+        failures = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._probe_now.wait(), self._config.probe_interval_s)
+            self._probe_now.clear()
+            if self._address is None:
+                continue
+            if await self._probe(proc):
+                failures = 0
+                self._healthy.set()
+                continue
+            failures += 1
+            log.warning("NKN self-probe %d/%d failed", failures, self._config.probe_failures_max)
+            if failures >= self._config.probe_failures_max:
+                log.error("NKN connection looks dead; restarting the bridge")
+                proc.kill()
+                return
+            self._probe_now.set()
+
+    async def _probe(self, proc: BridgeProcess) -> bool:
+        nonce = os.urandom(8).hex()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._probes[nonce] = future
+        try:
+            if not await proc.write(ProbeCommand(nonce).encode()):
+                return False
+            await asyncio.wait_for(future, self._config.probe_timeout_s)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._probes.pop(nonce, None)

@@ -1,0 +1,35 @@
+"""Fixtures for the NKN bridge tests: a local NKN node and bridge configs pointing at it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from relay.bridge import BridgeConfig
+from relay.localnode.testing import LocalNode
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def local_node() -> Iterator[LocalNode]:
+    with LocalNode() as node:
+        yield node
+
+
+def make_config(node: LocalNode, **overrides: object) -> BridgeConfig:
+    """A fresh identity on the local node, with fast timings for tests."""
+    fields: dict[str, object] = {
+        "seed_hex": os.urandom(32).hex(),
+        "rpc_server_addrs": (node.rpc_url,),
+        "ready_timeout_s": 20.0,
+        "restart_backoff_min_s": 0.1,
+        "reconnect_interval_min_ms": 200,
+    }
+    fields.update(overrides)
+    return BridgeConfig(**fields)  # type: ignore[arg-type]

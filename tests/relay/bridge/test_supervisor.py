@@ -1,0 +1,173 @@
+"""NknTransport end to end: the real nkn-sdk in bridge.js, on the local NKN test node."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from relay.bridge import (
+    BridgeConfig,
+    BridgeNotInstalledError,
+    BridgeStartError,
+    MessageTooLargeError,
+    NknTransport,
+)
+from relay.bridge.config import BRIDGE_DIR
+from relay.localnode.testing import LocalNode
+from relay.transport import Incoming, Transport
+from tests.relay.bridge.conftest import make_config
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def running(config: BridgeConfig) -> AsyncIterator[NknTransport]:
+    transport = NknTransport(config)
+    await transport.start()
+    try:
+        yield transport
+    finally:
+        await transport.close()
+
+
+async def receive(transport: Transport, count: int, timeout: float = 15.0) -> list[Incoming]:
+    """Collect `count` DMs, failing at the deadline instead of hanging."""
+    got: list[Incoming] = []
+
+    async def collect() -> None:
+        async for item in transport.incoming():
+            got.append(item)
+            if len(got) == count:
+                return
+
+    await asyncio.wait_for(collect(), timeout)
+    return got
+
+
+async def test_two_transports_exchange_dms_both_ways(local_node: LocalNode) -> None:
+    async with running(make_config(local_node)) as a, running(make_config(local_node)) as b:
+        assert a.address != b.address
+        await a.send(b.address, '{"event":"relay.ping"}')
+        [at_b] = await receive(b, 1)
+        await b.send(a.address, '{"event":"relay.pong","text":"héllo ✓"}')
+        [at_a] = await receive(a, 1)
+    assert at_b == Incoming(a.address, '{"event":"relay.ping"}')
+    assert at_a == Incoming(b.address, '{"event":"relay.pong","text":"héllo ✓"}')
+
+
+async def test_dms_arrive_in_order(local_node: LocalNode) -> None:
+    async with running(make_config(local_node)) as a, running(make_config(local_node)) as b:
+        for i in range(20):
+            await a.send(b.address, f'{{"seq":{i}}}')
+        got = await receive(b, 20)
+    assert [m.payload for m in got] == [f'{{"seq":{i}}}' for i in range(20)]
+
+
+@pytest.mark.parametrize("size", [1_000_000, 3_900_000], ids=["1MB", "3.9MB"])
+async def test_large_dm_arrives_intact(local_node: LocalNode, size: int) -> None:
+    payload = os.urandom(size // 2).hex()
+    async with running(make_config(local_node)) as a, running(make_config(local_node)) as b:
+        await a.send(b.address, payload)
+        [got] = await receive(b, 1, timeout=30)
+    assert got.payload == payload
+
+
+async def test_dm_over_nkn_limit_is_refused_at_send(local_node: LocalNode) -> None:
+    async with running(make_config(local_node)) as a:
+        with pytest.raises(MessageTooLargeError, match="4000000|3990000"):
+            await a.send(a.address, "x" * 4_100_000)
+
+
+async def test_killed_bridge_restarts_with_same_address_and_delivers_queued_dms(
+    local_node: LocalNode,
+) -> None:
+    async with running(make_config(local_node)) as a, running(make_config(local_node)) as b:
+        address, pid = a.address, a.bridge_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        # Sent while the bridge is down or restarting: these wait in the queue.
+        for i in range(5):
+            await a.send(b.address, f"queued {i}")
+        got = await receive(b, 5, timeout=30)
+        assert a.address == address
+        assert a.bridge_pid not in (None, pid)
+        assert a.restarts >= 1
+        await b.send(a.address, "after restart")
+        [back] = await receive(a, 1)
+    assert sorted(m.payload for m in got) == [f"queued {i}" for i in range(5)]
+    assert back == Incoming(b.address, "after restart")
+
+
+async def test_hung_bridge_is_detected_by_self_probe_and_replaced(local_node: LocalNode) -> None:
+    config = make_config(local_node, probe_interval_s=0.3, probe_timeout_s=0.7)
+    async with running(config) as a, running(make_config(local_node)) as b:
+        pid = a.bridge_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # alive but silent: only the probe can notice
+        try:
+            await a.send(b.address, "sent while hung")
+            [got] = await receive(b, 1, timeout=30)
+        finally:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert got == Incoming(a.address, "sent while hung")
+    assert a.restarts >= 1
+
+
+async def test_seed_ws_setting_takes_effect_as_rpc_server_addr(local_node: LocalNode) -> None:
+    ws_url = f"ws://127.0.0.1:{local_node.port}"
+    config = BridgeConfig.from_env(
+        {"NKN_SEED_HEX": os.urandom(32).hex(), "NKN_BRIDGE_SEED_WS": ws_url}
+    )
+    async with running(config) as a:
+        address = a.address
+        clients = local_node.state()["clients"]
+    # The registrations on this node prove the SDK joined through the configured seed.
+    assert f"__0__.{address}" in clients
+
+
+async def test_identifier_and_subclients_shape_the_address(local_node: LocalNode) -> None:
+    async with running(make_config(local_node, identifier="farm", num_subclients=3)) as a:
+        pubkey = a.address.split(".")[-1]
+        assert a.address == f"farm.{pubkey}"
+        expected = {f"__{i}__.farm.{pubkey}" for i in range(3)}
+        local_node.wait_for(lambda s: expected <= set(s["clients"]))
+
+
+async def test_start_without_a_reachable_node_fails_clearly() -> None:
+    with LocalNode() as node:
+        dead_url = node.rpc_url
+    config = BridgeConfig(seed_hex=os.urandom(32).hex(), rpc_server_addrs=(dead_url,))
+    transport = NknTransport(config)
+    with pytest.raises(BridgeStartError, match="did not connect"):
+        await transport.start()
+
+
+async def test_missing_node_modules_names_the_install_command(tmp_path: Path) -> None:
+    shutil.copy(BRIDGE_DIR / "bridge.js", tmp_path / "bridge.js")
+    config = BridgeConfig(seed_hex=os.urandom(32).hex(), bridge_dir=tmp_path)
+    with pytest.raises(BridgeNotInstalledError, match=r"npm ci --prefix relay/bridge"):
+        await NknTransport(config).start()
+
+
+async def test_close_ends_incoming_and_the_bridge_process(local_node: LocalNode) -> None:
+    transport = NknTransport(make_config(local_node))
+    await transport.start()
+    pid = transport.bridge_pid
+    assert pid is not None
+    await transport.close()
+    assert [m async for m in transport.incoming()] == []
+    # Exit 0 means bridge.js closed its client and left by itself, not killed after lingering
+    # on the SDK's 10 s timers (spec trap 9).
+    assert transport.bridge_exit_code == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
