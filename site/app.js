@@ -209,17 +209,22 @@ function stopRun() {
 }
 
 function tick(run) {
+  sampleRate(run);
+  if (run.finished) finishRun(run);
+}
+
+function sampleRate(run) {
   const now = performance.now();
   const cutoff = now - RATE_WINDOW_MS;
   while (run.arrivals.length && run.arrivals[0] < cutoff) run.arrivals.shift();
   page.chart.push((now - run.startedMs) / 1000, run.arrivals.length / (RATE_WINDOW_MS / 1000));
-  if (run.finished) finishRun(run);
 }
 
 function finishRun(run) {
   if (run.closed) return;
   run.closed = true;
   clearInterval(run.timer);
+  sampleRate(run);
   render(run);
   if (page.run !== run) return;
   ui.start.disabled = false;
@@ -347,7 +352,7 @@ async function init() {
   ui.model.value = cfg.default_model || "";
   ui.target.textContent =
     `Direct: ${cfg.proxy_url} · NKN: ${cfg.relay_address ? `relay ${cfg.relay_address}` : "no relay configured"}` +
-    (cfg.nkn_rpc ? ` via ${cfg.nkn_rpc}` : "");
+    (cfg.relay_address ? ` via ${cfg.nkn_seed}` : "");
   const nknRadio = ui.form.querySelector("input[value=nkn]");
   const nknProblem = !cfg.relay_address ? "NKN path off: start the site with --relay-address." : cfg.nkn_sdk_problem;
   if (nknProblem) {

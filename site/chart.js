@@ -10,7 +10,7 @@ export class RateChart {
   }
 
   reset() {
-    this.points = [];
+    this.points = [[0, 0]];
     this.draw();
   }
 
@@ -37,7 +37,9 @@ export class RateChart {
     const w = cssW - left - right, h = cssH - top - bottom;
     const last = this.points.length ? this.points[this.points.length - 1][0] : 0;
     const t0 = Math.max(0, last - WINDOW_S);
-    const maxRate = niceCeiling(Math.max(1, ...this.points.map((p) => p[1])));
+    // Four gridlines at a "nice" step, so every axis label is a round number.
+    const step = niceCeiling(Math.max(1, ...this.points.map((p) => p[1])) / 4);
+    const maxRate = step * 4;
 
     ctx.font = "11px system-ui, sans-serif";
     ctx.fillStyle = "#5b5b66";
@@ -49,7 +51,7 @@ export class RateChart {
       ctx.moveTo(left, y);
       ctx.lineTo(left + w, y);
       ctx.stroke();
-      ctx.fillText(String(Math.round((maxRate * i) / 4)), 4, y + 4);
+      ctx.fillText(String(+(step * i).toPrecision(3)), 4, y + 4);
     }
     ctx.fillText("tokens/s", left + 4, top + 10);
     ctx.fillText(`${Math.round(t0)} s`, left, cssH - 5);

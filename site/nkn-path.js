@@ -1,7 +1,10 @@
 // The NKN path: the page's own nkn-sdk client sends relay.http DMs to the relay and
 // reassembles the streamed frames (relay.response.begin/lines/keepalive/end) by seq.
 
+const SUBCLIENTS = 2;
+const ALL_READY_MS = 3000;
 const PING_TIMEOUT_MS = 8000;
+const PING_RESEND_MS = 2000; // a DM can be lost while the relay reconnects; pings are cheap
 const CONNECT_TIMEOUT_MS = 15000;
 const BEGIN_GRACE_MS = 10000; // beyond the request's own timeout_ms, for NKN delivery
 const UPSTREAM_TIMEOUT_MS = 120000;
@@ -59,7 +62,7 @@ export class NknRelay {
     this.onStatus("loading nkn-sdk…");
     const nkn = await loadSdk(this.config.nkn_sdk);
     const options = {
-      numSubClients: 2,
+      numSubClients: SUBCLIENTS,
       // The original client also receives what a single-client relay sends to our bare address.
       originalClient: true,
       // A page served over https would otherwise pick WebRTC and wss; see nkn-protocol.md 1.2.
@@ -81,6 +84,9 @@ export class NknRelay {
       CONNECT_TIMEOUT_MS,
       `NKN connect timed out after ${CONNECT_TIMEOUT_MS / 1000} s`,
     );
+    // onConnect fires when the first sub-client is ready; a DM sent then leaves only through
+    // that one and misses a relay listening on the others (nkn-protocol.md 7, test reminders).
+    await waitFor(() => client.readyClientIDs().length >= SUBCLIENTS + 1, ALL_READY_MS);
     this.onStatus(`connected as ${short(client.addr)}; pinging the relay…`);
     const pong = await this.ping();
     this.onStatus(`connected as ${short(client.addr)}; relay ${short(this.relayAddress)} answered`);
@@ -94,11 +100,13 @@ export class NknRelay {
   }
 
   ping() {
-    return this._await(PONG, { event: "relay.ping", id: crypto.randomUUID(), ts: Date.now() }, PING_TIMEOUT_MS, (f) =>
-      f.event === "relay.pong" ? f : undefined,
-    ).catch((error) => {
-      throw new Error(`relay unreachable: ${error.message}`);
-    });
+    const frame = { event: "relay.ping", id: crypto.randomUUID(), ts: Date.now() };
+    const resend = setInterval(() => this._send(frame).catch(() => {}), PING_RESEND_MS);
+    return this._await(PONG, frame, PING_TIMEOUT_MS, (f) => (f.event === "relay.pong" ? f : undefined))
+      .catch((error) => {
+        throw new Error(`relay unreachable: ${error.message}`);
+      })
+      .finally(() => clearInterval(resend));
   }
 
   // One non-streamed relay.http: resolves to the relay.response frame.
@@ -248,6 +256,18 @@ function short(address) {
   const prefix = dot >= 0 ? address.slice(0, dot + 1) : "";
   const key = address.slice(dot + 1);
   return `${prefix}${key.slice(0, 8)}…`;
+}
+
+// Poll `condition` every 50 ms until it holds or `ms` pass; never rejects.
+function waitFor(condition, ms) {
+  const deadline = performance.now() + ms;
+  return new Promise((resolve) => {
+    const check = () => {
+      if (condition() || performance.now() > deadline) resolve();
+      else setTimeout(check, 50);
+    };
+    check();
+  });
 }
 
 function withTimeout(promise, ms, message) {

@@ -76,6 +76,7 @@ def public_config(config: SiteConfig) -> dict[str, Any]:
         "relay_service": config.relay_service,
         # The browser reaches a configured node's RPC through this server (see rpc_forward).
         "nkn_rpc": NKN_RPC_PATH if config.nkn_rpc else None,
+        "nkn_seed": config.nkn_rpc or "NKN mainnet",
         "nkn_tls": config.nkn_tls,
         "default_model": config.default_model,
         "nkn_sdk": NKN_SDK_PATH if nkn_sdk_problem(config) is None else None,
