@@ -3,6 +3,7 @@ and calls one library function; the logic lives in the packages."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 from invoke import Context, Exit, task
@@ -50,6 +51,47 @@ def test(c: Context, args: str = "") -> None:
     """Run the test suite through nox (the same command CI runs)."""
     rest = f" -- {args}" if args else ""
     c.run(f"{sys.executable} -m nox -s tests{rest}", pty=sys.stdout.isatty())
+
+
+@task
+def setup(c: Context) -> None:
+    """Install the pinned Node packages of the NKN bridge (`npm ci`, exactly the lock file)."""
+    if shutil.which("npm") is None:
+        raise Exit("npm not found: install Node.js >= 18 and npm (e.g. apt-get install nodejs npm)")
+    c.run("npm ci --no-audit --no-fund --prefix relay/bridge", pty=sys.stdout.isatty())
+
+
+@task(
+    name="nkn-local",
+    help={
+        "host": "address to bind (default 127.0.0.1)",
+        "port": "port for JSON-RPC and websocket together (default 30002)",
+        "certfile": "TLS certificate: serve https/wss, for `getwssaddr` and HTTPS pages",
+        "keyfile": "TLS private key for --certfile",
+    },
+)
+def nkn_local(
+    c: Context,
+    host: str | None = None,
+    port: int | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> None:
+    """Run a local NKN test node (not the real network) for the relay, the site and the bench."""
+    args = _flag("host", host) + _flag("port", port)
+    args += _flag("certfile", certfile) + _flag("keyfile", keyfile)
+    _python(c, "relay.localnode", args)
+
+
+@task(
+    help={
+        "env_file": "settings file, created with a fresh NKN seed on first run (default .env)",
+        "debug": "live terminal view of incoming and outgoing DMs",
+    }
+)
+def relay(c: Context, env_file: str = ".env", debug: bool = False) -> None:
+    """Run the NKN relay in front of the farm proxy (prints `NKN ready: <address>`)."""
+    _python(c, "relay", _flag("env-file", env_file) + _flag("debug", debug))
 
 
 @task(

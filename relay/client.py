@@ -155,7 +155,11 @@ class RelayClient:
         return frame
 
     async def request(self, timeout_s: float | None = None, **req: Any) -> Response:
-        """One non-streamed call (`req` as `HttpSpec` fields); the relay's `relay.response`."""
+        """One non-streamed call (`req` as `HttpSpec` fields); the relay's `relay.response`.
+
+        Raises `RemoteError` when the relay reports an error (refused, busy, timeout, upstream
+        unreachable); an upstream answer with any HTTP status is returned.
+        """
         total = self.timeout_s if timeout_s is None else timeout_s
         spec = _spec(req, stream=False, timeout_s=total)
         request = HttpRequest(_new_id(), spec)
@@ -168,6 +172,9 @@ class RelayClient:
                 raise
         if not isinstance(frame, Response):
             raise RemoteError(f"unexpected {type(frame).__name__}")
+        if frame.error is not None:
+            # The relay failed or refused; an upstream HTTP error status is returned as is.
+            raise RemoteError(frame.error, frame.status)
         return frame
 
     def stream(self, timeout_s: float | None = None, **req: Any) -> RelayStream:
@@ -223,6 +230,7 @@ class RelayStream:
         self.result = StreamResult(request.id)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._finished = False
+        self._held: dict[int, tuple[LineEntry, float]] = {}
 
     async def __aenter__(self) -> RelayStream:
         self._client._waiters[self.request.id] = self._queue
@@ -248,7 +256,7 @@ class RelayStream:
         return [line async for line in self]
 
     async def _lines(self) -> AsyncIterator[StreamLine]:
-        held: dict[int, tuple[LineEntry, float]] = {}
+        held = self._held
         next_seq = 1
         deadline = self.result.sent_s + self._timeout_s
         end: ResponseEnd | None = None
@@ -287,8 +295,8 @@ class RelayStream:
         except TimeoutError:
             if end is not None:
                 self._finished = True
-                have = self.result.lines
-                missing = tuple(range(have + 1, end.last_seq + 1))
+                first = self.result.lines + 1
+                missing = tuple(s for s in range(first, end.last_seq + 1) if s not in self._held)
                 raise StreamGapError(missing, end.last_seq) from None
             raise ClientTimeout("the relay went silent or the total timeout passed") from None
         lines = len(frame.lines) if isinstance(frame, ResponseLines) else 0

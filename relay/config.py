@@ -77,7 +77,7 @@ class RelayConfig:
         env = {k: v.strip() for k, v in environ.items() if v is not None}
         config = cls(
             seed_hex=_seed(env.get("NKN_SEED_HEX", "")),
-            num_subclients=_int(env, "NKN_NUM_SUBCLIENTS", 2, 0, 16),
+            num_subclients=_int(env, "NKN_NUM_SUBCLIENTS", 2, 1, 16),
             workers=_int(env, "RELAY_WORKERS", 4, 1, 1024),
             max_body_b=_int(env, "RELAY_MAX_BODY_B", 2_097_152, 1, 2**40),
             verify_default=_bool(env, "RELAY_VERIFY_DEFAULT", True),
@@ -120,12 +120,20 @@ def ensure_env_file(path: Path) -> bool:
     return True
 
 
-def load(env_file: Path, environ: Mapping[str, str] | None = None) -> RelayConfig:
-    """Create `env_file` if missing, then read it; the process environment wins over the file."""
+def load_environ(env_file: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Create `env_file` if missing, then read it; the process environment wins over the file.
+
+    The merged mapping feeds both `RelayConfig.from_env` and the bridge's `BridgeConfig`.
+    """
     ensure_env_file(env_file)
     values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     values.update(os.environ if environ is None else environ)
-    return RelayConfig.from_env(values)
+    return values
+
+
+def load(env_file: Path, environ: Mapping[str, str] | None = None) -> RelayConfig:
+    """`RelayConfig` from `env_file` (created on first run) and the environment."""
+    return RelayConfig.from_env(load_environ(env_file, environ))
 
 
 def _seed(value: str) -> str:

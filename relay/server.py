@@ -206,3 +206,20 @@ class RelayServer:
     def _observe(self, direction: str, peer: str, payload: str) -> None:
         if self._observer is not None:
             self._observer(DmEvent(direction, peer, payload, time.monotonic()))
+
+
+async def serve_over(
+    config: RelayConfig,
+    transport: Transport,
+    *,
+    observer: Observer | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Start `transport`, report its address to `on_ready`, serve until cancelled, then close."""
+    try:
+        address = await transport.start()
+        if on_ready is not None:
+            on_ready(address)
+        await RelayServer(config, transport, observer=observer).serve()
+    finally:
+        await transport.close()

@@ -84,13 +84,13 @@ class BridgeConfig:
     def __post_init__(self) -> None:
         if not _HEX64.match(self.seed_hex):
             raise BridgeConfigError("NKN_SEED_HEX: expected 64 hex characters")
-        if not 1 <= self.num_subclients <= 16:
-            raise BridgeConfigError("NKN_NUM_SUBCLIENTS: must be between 1 and 16")
-        if self.identifier is not None and not re.fullmatch(
-            r"[A-Za-z0-9_.-]{1,64}", self.identifier
-        ):
+        if not 0 <= self.num_subclients <= 16:
+            raise BridgeConfigError("NKN_NUM_SUBCLIENTS: must be between 0 and 16")
+        if self.num_subclients == 0 and not self.original_client:
+            raise BridgeConfigError("NKN_NUM_SUBCLIENTS: 0 needs original_client (no client left)")
+        if self.identifier and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.identifier):
             raise BridgeConfigError(
-                f"identifier: {self.identifier!r} is not a valid NKN identifier"
+                f"NKN_IDENTIFIER: {self.identifier!r} is not a valid identifier"
             )
         if self.queue_limit < 1:
             raise BridgeConfigError("queue_limit: must be at least 1")
@@ -100,16 +100,18 @@ class BridgeConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> BridgeConfig:
-        """Read the seed's keys: NKN_SEED_HEX, NKN_NUM_SUBCLIENTS, NKN_BRIDGE_SEED_WS.
+        """Read the seed's keys NKN_SEED_HEX, NKN_NUM_SUBCLIENTS, NKN_BRIDGE_SEED_WS.
 
-        Also NKN_IDENTIFIER (optional address prefix, new). Errors name the key.
+        Also the optional NKN_IDENTIFIER (address prefix) and NKN_RPC_SERVER_ADDR (one seed RPC
+        URL, tried before the NKN_BRIDGE_SEED_WS entries). Errors name the key.
         """
         seed = environ.get("NKN_SEED_HEX", "").strip()
         if not seed:
             raise BridgeConfigError("NKN_SEED_HEX: missing (64 hex characters, your NKN identity)")
+        rpc = rpc_addrs_from_seed_ws(environ.get("NKN_RPC_SERVER_ADDR", ""), "NKN_RPC_SERVER_ADDR")
         return cls(
             seed_hex=seed,
             identifier=environ.get("NKN_IDENTIFIER", "").strip() or None,
-            num_subclients=_int(environ, "NKN_NUM_SUBCLIENTS", 2, 1, 16),
-            rpc_server_addrs=rpc_addrs_from_seed_ws(environ.get("NKN_BRIDGE_SEED_WS", "")),
+            num_subclients=_int(environ, "NKN_NUM_SUBCLIENTS", 2, 0, 16),
+            rpc_server_addrs=rpc + rpc_addrs_from_seed_ws(environ.get("NKN_BRIDGE_SEED_WS", "")),
         )

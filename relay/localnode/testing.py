@@ -11,7 +11,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 _START_LINE = re.compile(r"listening on (https?://\S+)")
 
@@ -47,7 +47,9 @@ class LocalNode:
             stdout=subprocess.PIPE,
             text=True,
         )
-        line = self._read_start_line()
+        if self._proc.stdout is None:
+            raise RuntimeError("local NKN node started without a stdout pipe")
+        line = self._read_start_line(self._proc.stdout)
         match = _START_LINE.search(line)
         if match is None:
             self.kill()
@@ -56,11 +58,10 @@ class LocalNode:
         self.port = int(self.url.rsplit(":", 1)[1])
         return self
 
-    def _read_start_line(self) -> str:
-        assert self._proc is not None and self._proc.stdout is not None
+    def _read_start_line(self, stdout: IO[str]) -> str:
+        # A thread, so a node that never prints cannot hang the caller past the timeout.
         result: list[str] = []
-        reader = threading.Thread(target=lambda: result.append(self._proc.stdout.readline()))  # type: ignore[union-attr]
-        reader.daemon = True
+        reader = threading.Thread(target=lambda: result.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(self._start_timeout)
         return result[0] if result else ""

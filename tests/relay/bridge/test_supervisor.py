@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import trustme
 
 from relay.bridge import (
     BridgeConfig,
@@ -171,3 +172,22 @@ async def test_close_ends_incoming_and_the_bridge_process(local_node: LocalNode)
     assert transport.bridge_exit_code == 0
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_tls_local_node_serves_getwssaddr_and_wss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "node.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    # Node's `ws` checks certificates and the SDK passes no TLS options: trust our CA instead.
+    monkeypatch.setenv("NODE_EXTRA_CA_CERTS", str(tmp_path / "ca.pem"))
+    pem = str(tmp_path / "node.pem")
+    with LocalNode(certfile=pem, keyfile=pem) as node:
+        assert node.rpc_url.startswith("https://")
+        configs = [make_config(node, tls=True) for _ in range(2)]
+        async with running(configs[0]) as a, running(configs[1]) as b:
+            await a.send(b.address, "over wss")
+            [got] = await receive(b, 1)
+    assert got == Incoming(a.address, "over wss")
