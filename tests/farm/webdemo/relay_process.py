@@ -1,15 +1,7 @@
-"""The relay as a subprocess on the local NKN test network, for the site's NKN browser tests.
-
-It runs `python -m relay` when the relay's CLI is installed. Until then it runs this module,
-which wires the same merged pieces (`RelayConfig`, `relay.bridge.NknTransport`,
-`relay.server.RelayServer`) the way the CLI does, so the page is tested against the real
-engine and the real nkn-sdk bridge either way.
-"""
+"""`python -m relay` as a subprocess on the local NKN test network, for the NKN browser tests."""
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,18 +15,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 SUBCLIENTS = 2
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def nkn_address(seed_hex: str) -> str:
     """The NKN address of a seed with no identifier: its ed25519 public key in hex."""
     key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed_hex))
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
-
-
-def has_relay_cli() -> bool:
-    """Whether `python -m relay` exists in this checkout."""
-    return importlib.util.find_spec("relay.__main__") is not None
 
 
 class RelayProcess:
@@ -48,13 +34,11 @@ class RelayProcess:
             **os.environ,
             "NKN_SEED_HEX": self.seed_hex,
             "NKN_NUM_SUBCLIENTS": str(SUBCLIENTS),
-            "NKN_RPC_SERVER_ADDR": rpc_url,
+            # The bridge maps NKN_BRIDGE_SEED_WS onto nkn-sdk's rpcServerAddr.
             "NKN_BRIDGE_SEED_WS": rpc_url,
             "RELAY_TARGETS": json.dumps(targets),
             "RELAY_WORKERS": "8",
             "NO_PROXY": "127.0.0.1,localhost,::1",
-            # The relay runs in its own folder (its .env lands there); keep the checkout importable.
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -65,9 +49,8 @@ class RelayProcess:
 
     def start(self) -> RelayProcess:
         """Start the relay; callers wait for its registrations on the local node."""
-        module = "relay" if has_relay_cli() else __name__
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", module],
+            [sys.executable, "-m", "relay", "--env-file", str(self._workdir / ".env")],
             cwd=self._workdir,
             env=self._env,
             stdin=subprocess.DEVNULL,
@@ -98,26 +81,3 @@ class RelayProcess:
                 self._proc.kill()
                 self._proc.wait()
         self._proc = None
-
-
-async def _serve() -> None:
-    from relay.bridge import BridgeConfig, NknTransport
-    from relay.config import RelayConfig
-    from relay.server import RelayServer
-
-    config = RelayConfig.from_env(os.environ)
-    rpc = os.environ["NKN_RPC_SERVER_ADDR"]
-    transport = NknTransport(
-        BridgeConfig(
-            seed_hex=config.seed_hex,
-            num_subclients=config.num_subclients,
-            rpc_server_addrs=(rpc,),
-            tls=False,
-        )
-    )
-    await transport.start()
-    await RelayServer(config, transport).serve()
-
-
-if __name__ == "__main__":
-    asyncio.run(_serve())
