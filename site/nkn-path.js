@@ -8,7 +8,7 @@ const PING_RESEND_MS = 2000; // a DM can be lost while the relay reconnects; pin
 const CONNECT_TIMEOUT_MS = 15000;
 const BEGIN_GRACE_MS = 10000; // beyond the request's own timeout_ms, for NKN delivery
 const UPSTREAM_TIMEOUT_MS = 120000;
-const PONG = "relay.pong"; // the pending-map key of the ping in flight
+const PING_PREFIX = "ping-"; // pending-map keys of pings in flight
 
 // Loads the served browser build of nkn-sdk once; resolves to the global `nkn`.
 let sdkPromise = null; // one script tag per page, like the browser's own module cache
@@ -36,6 +36,7 @@ export class NknRelay {
     this.config = config;
     this.onStatus = onStatus;
     this.client = null;
+    this.clientReady = null; // the NKN connection, kept when only the relay check fails
     this.pending = new Map(); // request id -> handler object
     this.connecting = null;
   }
@@ -44,12 +45,12 @@ export class NknRelay {
     return this.config.relay_address;
   }
 
-  // Connect (once) and check the relay answers relay.ping. Throws a readable Error.
+  // Connect (once) and check the relay answers relay.ping. Throws a readable Error; the next
+  // call pings again (and reconnects only if NKN itself failed).
   async connect() {
     if (!this.connecting) {
       this.connecting = this._connect().catch((error) => {
         this.connecting = null;
-        this.close();
         throw error;
       });
     }
@@ -59,6 +60,21 @@ export class NknRelay {
   async _connect() {
     if (!this.relayAddress) throw new Error("no relay NKN address configured (--relay-address)");
     if (!this.config.nkn_sdk) throw new Error(this.config.nkn_sdk_problem);
+    if (!this.clientReady) {
+      this.clientReady = this._open().catch((error) => {
+        this.clientReady = null;
+        this.close();
+        throw error;
+      });
+    }
+    const client = await this.clientReady;
+    this.onStatus(`connected as ${short(client.addr)}; pinging the relay…`);
+    const pong = await this.ping();
+    this.onStatus(`connected as ${short(client.addr)}; relay ${short(this.relayAddress)} answered`);
+    return pong;
+  }
+
+  async _open() {
     this.onStatus("loading nkn-sdk…");
     const nkn = await loadSdk(this.config.nkn_sdk);
     const options = {
@@ -75,6 +91,8 @@ export class NknRelay {
     this.client = client;
     client.onMessage(({ src, payload }) => {
       this._onMessage(src, payload);
+      // No ACK: the relay sends without waiting for one (noReply), so it would be wasted.
+      return false;
     });
     await withTimeout(
       new Promise((resolve, reject) => {
@@ -87,10 +105,7 @@ export class NknRelay {
     // onConnect fires when the first sub-client is ready; a DM sent then leaves only through
     // that one and misses a relay listening on the others (nkn-protocol.md 7, test reminders).
     await waitFor(() => client.readyClientIDs().length >= SUBCLIENTS + 1, ALL_READY_MS);
-    this.onStatus(`connected as ${short(client.addr)}; pinging the relay…`);
-    const pong = await this.ping();
-    this.onStatus(`connected as ${short(client.addr)}; relay ${short(this.relayAddress)} answered`);
-    return pong;
+    return client;
   }
 
   close() {
@@ -100,11 +115,18 @@ export class NknRelay {
   }
 
   ping() {
-    const frame = { event: "relay.ping", id: crypto.randomUUID(), ts: Date.now() };
+    const id = `${PING_PREFIX}${crypto.randomUUID()}`;
+    const frame = { event: "relay.ping", id, ts: Date.now() };
     const resend = setInterval(() => this._send(frame).catch(() => {}), PING_RESEND_MS);
-    return this._await(PONG, frame, PING_TIMEOUT_MS, (f) => (f.event === "relay.pong" ? f : undefined))
+    // A relay that refuses us (RELAY_ALLOWED_PEERS) answers the ping with ok:false.
+    const pick = (f) => {
+      if (f.event === "relay.pong") return f;
+      if (f.event === "relay.response" && f.ok === false) return refused(f);
+      return undefined;
+    };
+    return this._await(id, frame, PING_TIMEOUT_MS, pick)
       .catch((error) => {
-        throw new Error(`relay unreachable: ${error.message}`);
+        throw error.refused ? error : new Error(`relay unreachable: ${error.message}`);
       })
       .finally(() => clearInterval(resend));
   }
@@ -205,9 +227,12 @@ export class NknRelay {
       return; // not one of ours: NKN lets anyone message this address
     }
     if (!frame || typeof frame !== "object") return;
-    // relay.pong carries no id in the DM API: it answers every ping in flight.
-    const key = frame.event === "relay.pong" && !this.pending.has(frame.id) ? PONG : frame.id;
-    const handler = this.pending.get(key);
+    let handler = this.pending.get(frame.id);
+    if (!handler && frame.event === "relay.pong") {
+      // The DM API's pong need not echo the id: it then answers the oldest ping in flight.
+      const key = [...this.pending.keys()].find((k) => String(k).startsWith(PING_PREFIX));
+      handler = key && this.pending.get(key);
+    }
     if (handler && stripSub(src) === stripSub(this.relayAddress)) handler(frame);
   }
 
@@ -229,7 +254,8 @@ export class NknRelay {
         if (picked === undefined) return;
         clearTimeout(timer);
         this.pending.delete(id);
-        resolve(picked);
+        if (picked instanceof Error) reject(picked);
+        else resolve(picked);
       });
       this._send(frame).catch((error) => {
         clearTimeout(timer);
@@ -244,6 +270,12 @@ function relayError(frame) {
   if (frame.error) return frame.error;
   if (frame.status) return `HTTP ${frame.status}`;
   return "relay reported a failure without a reason";
+}
+
+function refused(frame) {
+  const error = new Error(`relay refused: ${relayError(frame)}`);
+  error.refused = true;
+  return error;
 }
 
 function stripSub(address) {

@@ -24,9 +24,18 @@ def nkn_address(seed_hex: str) -> str:
 
 
 class RelayProcess:
-    """A relay serving `targets` over the NKN node at `rpc_url`; `.address` is its NKN address."""
+    """A relay serving `targets` over the NKN node at `rpc_url`; `.address` is its NKN address.
 
-    def __init__(self, workdir: Path, rpc_url: str, targets: dict[str, str]) -> None:
+    `settings` adds `.env` keys (e.g. RELAY_ALLOWED_PEERS) through the environment.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        rpc_url: str,
+        targets: dict[str, str],
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.seed_hex = os.urandom(32).hex()
         self.address = nkn_address(self.seed_hex)
         self._workdir = workdir
@@ -39,6 +48,7 @@ class RelayProcess:
             "RELAY_TARGETS": json.dumps(targets),
             "RELAY_WORKERS": "8",
             "NO_PROXY": "127.0.0.1,localhost,::1",
+            **(settings or {}),
         }
         self._proc: subprocess.Popen[bytes] | None = None
 

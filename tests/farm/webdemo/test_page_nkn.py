@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,4 +134,59 @@ def test_a_relay_nobody_answers_for_is_reported_and_nothing_is_sent(
         expect(page.get_by_role("alert")).to_contain_text("relay unreachable")
         expect(page.locator(".pane")).to_have_count(0)
     assert nkn_stack.sim.state()["requests"]["started"] == before
+    assert page_log.errors == []
+
+
+@contextmanager
+def site_for_relay(
+    stack: NknStack, workdir: Path, settings: dict[str, str]
+) -> Iterator[SiteServer]:
+    """A second relay with `settings` on the same node and proxy, and a site pointing at it."""
+    relay = RelayProcess(workdir, stack.node.rpc_url, {"ollama": stack.proxy.url}, settings)
+    relay.start()
+    try:
+        relay.wait_registered(stack.node.state, timeout=30)
+        with SiteServer(
+            workdir,
+            proxy_url=stack.proxy.url,
+            relay_address=relay.address,
+            nkn_rpc=stack.node.rpc_url,
+            model=MODEL,
+        ) as site:
+            yield site
+    finally:
+        relay.stop()
+
+
+def test_a_relay_that_forbids_this_peer_says_so_and_nothing_is_sent(
+    nkn_stack: NknStack, page: Page, page_log: PageLog, tmp_path: Path
+) -> None:
+    before = nkn_stack.sim.state()["requests"]["started"]
+    someone_else = nkn_address(os.urandom(32).hex())
+    with site_for_relay(nkn_stack, tmp_path, {"RELAY_ALLOWED_PEERS": someone_else}) as site:
+        open_page(page, site.url)
+        page.get_by_label("Over NKN through the relay").check()
+        expect(page.locator("#nkn-status")).to_contain_text("relay refused: forbidden")
+        page.get_by_role("button", name="Start").click()
+        expect(page.get_by_role("alert")).to_contain_text("forbidden")
+        expect(page.locator(".pane")).to_have_count(0)
+    assert nkn_stack.sim.state()["requests"]["started"] == before
+    assert page_log.errors == []
+
+
+def test_streams_a_busy_relay_refuses_show_busy_in_their_panes(
+    nkn_stack: NknStack, page: Page, page_log: PageLog, tmp_path: Path
+) -> None:
+    # One worker, no queue: of three streams from one peer, two are refused as busy.
+    with site_for_relay(nkn_stack, tmp_path, {"RELAY_WORKERS": "1", "RELAY_QUEUE": "0"}) as site:
+        open_page(page, site.url)
+        choose_nkn(page)
+        start(page, streams="3", max_tokens="12")
+        wait_all_finished(page, 3)
+        shown = panes(page)
+    states = sorted(p["state"] for p in shown)
+    assert states == ["done", "error", "error"], shown
+    for pane in shown:
+        if pane["state"] == "error":
+            assert pane["error"] == "Error: busy", pane
     assert page_log.errors == []
