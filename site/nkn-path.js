@@ -3,8 +3,6 @@
 
 const SUBCLIENTS = 2;
 const ALL_READY_MS = 3000;
-const PING_TIMEOUT_MS = 8000;
-const PING_RESEND_MS = 2000; // a DM can be lost while the relay reconnects; pings are cheap
 const CONNECT_TIMEOUT_MS = 15000;
 const BEGIN_GRACE_MS = 10000; // beyond the request's own timeout_ms, for NKN delivery
 const UPSTREAM_TIMEOUT_MS = 120000;
@@ -117,14 +115,16 @@ export class NknRelay {
   ping() {
     const id = `${PING_PREFIX}${crypto.randomUUID()}`;
     const frame = { event: "relay.ping", id, ts: Date.now() };
-    const resend = setInterval(() => this._send(frame).catch(() => {}), PING_RESEND_MS);
+    // A DM can be lost while the relay reconnects; pings are cheap, so send a few.
+    const timeoutMs = this.config.relay_ping_timeout_ms;
+    const resend = setInterval(() => this._send(frame).catch(() => {}), timeoutMs / 4);
     // A relay that refuses us (RELAY_ALLOWED_PEERS) answers the ping with ok:false.
     const pick = (f) => {
       if (f.event === "relay.pong") return f;
       if (f.event === "relay.response" && f.ok === false) return refused(f);
       return undefined;
     };
-    return this._await(id, frame, PING_TIMEOUT_MS, pick)
+    return this._await(id, frame, timeoutMs, pick)
       .catch((error) => {
         throw error.refused ? error : new Error(`relay unreachable: ${error.message}`);
       })

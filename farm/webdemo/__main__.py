@@ -25,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relay-service", help="the relay's service name (default ollama)")
     parser.add_argument("--nkn-rpc", help="NKN seed RPC URL (a local node; default mainnet)")
     parser.add_argument("--model", dest="default_model", help="model preselected on the page")
+    parser.add_argument(
+        "--relay-ping-timeout",
+        dest="relay_ping_timeout_s",
+        type=float,
+        help="seconds the page waits for the relay's relay.pong before calling it unreachable (8)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -79,6 +79,7 @@ def public_config(config: SiteConfig) -> dict[str, Any]:
         "nkn_seed": config.nkn_rpc or "NKN mainnet",
         "nkn_tls": config.nkn_tls,
         "default_model": config.default_model,
+        "relay_ping_timeout_ms": round(config.relay_ping_timeout_s * 1000),
         "nkn_sdk": NKN_SDK_PATH if nkn_sdk_problem(config) is None else None,
         "nkn_sdk_problem": nkn_sdk_problem(config),
         "streams_max": 32,

@@ -44,6 +44,7 @@ class SiteConfig:
     nkn_rpc: str | None = None
     nkn_tls: bool | None = None
     default_model: str = DEFAULT_MODEL
+    relay_ping_timeout_s: float = 8.0
     site_dir: Path = DEFAULT_SITE_DIR
     nkn_sdk_dir: Path = DEFAULT_NKN_SDK_DIR
 
@@ -61,6 +62,10 @@ class SiteConfig:
         if self.nkn_tls is None:
             loopback = self.nkn_rpc is not None and _is_loopback_url(self.nkn_rpc)
             object.__setattr__(self, "nkn_tls", not loopback)
+        if not 0.5 <= self.relay_ping_timeout_s <= 120:
+            raise SiteConfigError(
+                f"relay ping timeout must be 0.5-120 s, got {self.relay_ping_timeout_s}"
+            )
         if not self.default_model.strip():
             raise SiteConfigError("default model must not be empty")
 
@@ -91,6 +96,8 @@ class SiteConfig:
                 values[name] = value
         if raw := environ.get(ENV_PREFIX + "PORT", "").strip():
             values["port"] = _parse_int(ENV_PREFIX + "PORT", raw)
+        if raw := environ.get(ENV_PREFIX + "RELAY_PING_TIMEOUT_S", "").strip():
+            values["relay_ping_timeout_s"] = _parse_float(ENV_PREFIX + "RELAY_PING_TIMEOUT_S", raw)
         if raw := environ.get(ENV_PREFIX + "NKN_TLS", "").strip():
             values["nkn_tls"] = _parse_bool(ENV_PREFIX + "NKN_TLS", raw)
         for suffix, name in (("CERT", "cert"), ("KEY", "key"), ("NKN_SDK_DIR", "nkn_sdk_dir")):
@@ -131,6 +138,13 @@ def _parse_int(name: str, raw: str) -> int:
         return int(raw)
     except ValueError as exc:
         raise SiteConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _parse_float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SiteConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
 def _parse_bool(name: str, raw: str) -> bool:

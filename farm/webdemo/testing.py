@@ -38,6 +38,7 @@ class SiteServer:
         relay_address: str | None = None,
         nkn_rpc: str | None = None,
         model: str | None = None,
+        relay_ping_timeout_s: float | None = None,
         port: int | None = None,
         extra_args: tuple[str, ...] = (),
         start_timeout: float = 20.0,
@@ -51,9 +52,10 @@ class SiteServer:
             ("--relay-address", relay_address),
             ("--nkn-rpc", nkn_rpc),
             ("--model", model),
+            ("--relay-ping-timeout", relay_ping_timeout_s),
         ):
             if value is not None:
-                args += [flag, value]
+                args += [flag, str(value)]
         self._args = [*args, "--cert", str(self.cert), "--key", str(self.key), *extra_args]
         self._start_timeout = start_timeout
         self._proc: subprocess.Popen[bytes] | None = None
