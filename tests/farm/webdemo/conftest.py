@@ -1,4 +1,4 @@
-"""Fixtures for the demo site's tests: one headless Debian Chromium per module, a page per test
+"""Fixtures for the demo site's tests: one headless Debian Chromium per session, a page per test
 that records console errors, and the simulator + proxy stack the page streams from."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class PageLog:
     errors: list[str] = field(default_factory=list)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is not installed: apt-get install -y chromium (.ci/run)")
