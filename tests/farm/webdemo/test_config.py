@@ -54,8 +54,19 @@ def test_own_certificate_needs_both_files(tmp_path: Path) -> None:
         ({"FARM_SITE_NKN_RPC": "ws://x:1"}, "NKN seed RPC URL must be an http"),
         ({"FARM_SITE_RELAY_ADDRESS": "relay.abc"}, "64-hex public key"),
         ({"FARM_SITE_NKN_TLS": "maybe"}, "FARM_SITE_NKN_TLS must be a boolean"),
+        ({"FARM_SITE_RELAY_PING_TIMEOUT_S": "soon"}, "FARM_SITE_RELAY_PING_TIMEOUT_S must be a"),
+        ({"FARM_SITE_RELAY_PING_TIMEOUT_S": "0"}, "relay ping timeout must be 0.5-120 s"),
     ],
-    ids=["port-not-int", "port-range", "proxy-scheme", "rpc-scheme", "relay-addr", "tls-bool"],
+    ids=[
+        "port-not-int",
+        "port-range",
+        "proxy-scheme",
+        "rpc-scheme",
+        "relay-addr",
+        "tls-bool",
+        "ping-not-number",
+        "ping-range",
+    ],
 )
 def test_bad_settings_raise_an_error_naming_them(env: dict[str, str], message: str) -> None:
     with pytest.raises(SiteConfigError, match=message):
@@ -64,3 +75,8 @@ def test_bad_settings_raise_an_error_naming_them(env: dict[str, str], message: s
 
 def test_relay_address_with_identifier_is_accepted() -> None:
     assert SiteConfig.from_env({"FARM_SITE_RELAY_ADDRESS": f"relay.{PUBKEY}"}).relay_address
+
+
+def test_blank_variables_count_as_unset() -> None:
+    env = {"FARM_SITE_MODEL": " ", "FARM_SITE_PORT": "", "FARM_SITE_RELAY_ADDRESS": ""}
+    assert SiteConfig.from_env(env) == SiteConfig()
