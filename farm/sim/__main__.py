@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 import uvicorn
@@ -15,7 +16,7 @@ from farm.sim.config import SimConfig
 from farm.sim.durations import keep_alive_from_env
 from farm.sim.errors import ConfigError
 
-_FLAGS: tuple[tuple[str, type, str], ...] = (
+_FLAGS: tuple[tuple[str, Callable[[str], object], str], ...] = (
     ("host", str, "address to bind (OLLAMA_HOST; default 127.0.0.1)"),
     ("port", int, "port to bind (default from OLLAMA_HOST, else 11434)"),
     ("num-parallel", int, "parallel slots per model (OLLAMA_NUM_PARALLEL, default 1)"),

@@ -8,7 +8,14 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from farm.sim import routes_inference, routes_listing
+from farm.sim import (
+    routes_authoring,
+    routes_embed,
+    routes_inference,
+    routes_listing,
+    routes_models,
+    routes_openai,
+)
 from farm.sim.catalogue import find
 from farm.sim.config import SimConfig
 from farm.sim.errors import ApiError, ClientGone
@@ -31,7 +38,12 @@ DEFAULT_MODEL = "gemma3:4b"
 
 
 def _routes() -> dict[str, dict[str, Handler]]:
-    listing, inference = routes_listing, routes_inference
+    listing, inference, models, openai = (
+        routes_listing,
+        routes_inference,
+        routes_models,
+        routes_openai,
+    )
     return {
         "/": {"GET": listing.root, "HEAD": listing.root},
         "/api/version": {"GET": listing.version, "HEAD": listing.version},
@@ -39,12 +51,27 @@ def _routes() -> dict[str, dict[str, Handler]]:
         "/api/ps": {"GET": listing.ps},
         "/api/generate": {"POST": inference.generate},
         "/api/chat": {"POST": inference.chat},
+        "/api/embed": {"POST": routes_embed.embed},
+        "/api/embeddings": {"POST": routes_embed.embeddings},
+        "/api/show": {"POST": models.show},
+        "/api/copy": {"POST": models.copy},
+        "/api/delete": {"DELETE": models.delete},
+        "/api/pull": {"POST": models.pull},
+        "/api/create": {"POST": routes_authoring.create},
+        "/api/push": {"POST": routes_authoring.push},
+        "/v1/chat/completions": {"POST": openai.chat_completions},
+        "/v1/completions": {"POST": openai.completions},
+        "/v1/embeddings": {"POST": openai.embeddings},
+        "/v1/models": {"GET": openai.models},
         "/_sim/state": {"GET": listing.sim_state},
     }
 
 
 def _prefix_routes() -> list[tuple[str, dict[str, Handler]]]:
-    return []
+    return [
+        ("/api/blobs/", {"HEAD": routes_models.blob_head, "POST": routes_models.blob_post}),
+        ("/v1/models/", {"GET": routes_openai.model}),
+    ]
 
 
 class SimApp:

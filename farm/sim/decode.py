@@ -71,7 +71,8 @@ class Fields:
 
     def _bad(self, name: str, value: object, go_type: str) -> BadRequest:
         kind = json_kind(value)
-        if kind == "number":
+        if kind == "number" and go_type.startswith("int"):
+            # Go names the value only when a number does not fit an integer field.
             kind = f"number {value}"
         return BadRequest(
             f"json: cannot unmarshal {kind} into Go struct field {self.struct}.{name} "
@@ -101,6 +102,8 @@ class Fields:
         value = self.data.get(name)
         if value is None:
             return None
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._bad(name, value, "int")
         return value

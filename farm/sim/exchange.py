@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -35,6 +36,8 @@ class Exchange:
     """The request side (method, path, headers, body) and the response side of one call."""
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Handler entry: where Ollama starts `total_duration` and `load_duration`.
+        self.received_ns = time.perf_counter_ns()
         self.scope = scope
         self.method: str = scope["method"]
         self.path: str = scope["path"]

@@ -19,7 +19,7 @@ from farm.sim.errors import ClientGone, RunnerFailure
 from farm.sim.options import Sampling
 from farm.sim.runner import Runner
 from farm.sim.timing import TimingModel
-from farm.sim.tokens import natural_length, text_stream
+from farm.sim.tokens import natural_length, text_stream, thinking_length
 
 RUNNER_DIED = (
     "model runner has unexpectedly stopped, this may be due to resource limitations or an "
@@ -39,6 +39,7 @@ class RunMetrics:
     eval_ns: int = 0
     done_reason: str = "stop"
     output: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
 
     def final_fields(self) -> dict[str, int]:
         """The six metrics in Ollama's order, zero values left out (`omitempty`)."""
@@ -66,6 +67,7 @@ class Generation:
         prompt_key: str,
         sampling: Sampling,
         gone: asyncio.Event,
+        think: bool = False,
     ) -> None:
         self._config = config
         self._timing = timing
@@ -74,9 +76,14 @@ class Generation:
         self._key = prompt_key
         self._sampling = sampling
         self._gone = gone
+        self._think = think
 
-    async def pieces(self) -> AsyncIterator[str]:
-        """Yield text pieces; sets `metrics` as it goes. Raises ClientGone / RunnerFailure."""
+    async def pieces(self) -> AsyncIterator[tuple[bool, str]]:
+        """Yield (is_thinking, text) pieces; sets `metrics` as it goes.
+
+        A thinking model first reasons for a while (`thinking` pieces, counted in
+        `eval_count` and `num_predict`), then answers. Raises ClientGone / RunnerFailure.
+        """
         metrics = self.metrics
         begin = time.perf_counter_ns()
         await asyncio.sleep(self._timing.prefill_s(metrics.prompt_eval_count))
@@ -89,9 +96,11 @@ class Generation:
         stops = self._sampling.stop
         source = text_stream(seed, self._key)
         held = ""
+        thoughts = thinking_length(seed, self._key) if self._think else 0
+        think_source = text_stream(seed, "thinking\x00" + self._key)
         eval_start = time.perf_counter_ns()
         while True:
-            if metrics.eval_count >= natural:
+            if metrics.eval_count >= natural + thoughts:
                 metrics.done_reason = "stop"
                 break
             if 0 <= limit <= metrics.eval_count:
@@ -101,9 +110,14 @@ class Generation:
             await asyncio.sleep(self._timing.decode_s(self._runner.slots.active))
             if self._gone.is_set():
                 raise ClientGone()
-            held += next(source)
             metrics.eval_count += 1
             metrics.eval_ns = time.perf_counter_ns() - eval_start
+            if metrics.eval_count <= thoughts:
+                thought = next(think_source)
+                metrics.thinking.append(thought)
+                yield True, thought
+                continue
+            held += next(source)
             cut = _first_stop(held, stops)
             if cut is not None:
                 held = held[:cut]
@@ -113,10 +127,10 @@ class Generation:
             ready, held = held[: len(held) - keep], held[len(held) - keep :]
             if ready:
                 metrics.output.append(ready)
-                yield ready
+                yield False, ready
         if held:
             metrics.output.append(held)
-            yield held
+            yield False, held
 
     async def _fault_point(self, tokens_so_far: int) -> None:
         if self._config.fail_after_tokens == tokens_so_far:

@@ -8,7 +8,6 @@ token); an error before that is a normal error response, after it an in-band err
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,6 +34,7 @@ class Plan:
     prompt_tokens: int
     prompt_key: str
     stream: bool
+    think: bool = False
 
 
 class Framing(Protocol):
@@ -42,8 +42,8 @@ class Framing(Protocol):
 
     content_type: str
 
-    def piece(self, text: str) -> bytes:
-        """One streamed piece of text, framed (NDJSON line or SSE event)."""
+    def piece(self, text: str, thinking: bool) -> bytes:
+        """One streamed piece of text (or reasoning), framed (NDJSON line or SSE event)."""
         ...
 
     def final(self, metrics: RunMetrics) -> bytes:
@@ -80,12 +80,13 @@ async def serve(sim: Simulator, exchange: Exchange, plan: Plan, framing: Framing
                 prompt_key=plan.prompt_key,
                 sampling=plan.sampling,
                 gone=gone,
+                think=plan.think,
             )
             if plan.stream:
-                async for text in generation.pieces():
+                async for thinking, text in generation.pieces():
                     if not exchange.started:
                         await exchange.start(200, framing.content_type, None)
-                    await exchange.chunk(framing.piece(text))
+                    await exchange.chunk(framing.piece(text, thinking))
                 if not exchange.started:
                     await exchange.start(200, framing.content_type, None)
                 await exchange.chunk(framing.final(metrics))
@@ -105,8 +106,3 @@ async def serve(sim: Simulator, exchange: Exchange, plan: Plan, framing: Framing
             await exchange.end()
         else:
             await framing.error(exchange, exc)
-
-
-def now_ns() -> int:
-    """Handler entry time (the start of `total_duration` and `load_duration`)."""
-    return time.perf_counter_ns()

@@ -7,10 +7,10 @@ from typing import Any
 
 from farm.sim.decode import Fields, json_kind, parse_body
 from farm.sim.durations import keep_alive_from_json
-from farm.sim.errors import ApiError, BadRequest
+from farm.sim.errors import ApiError, BadRequest, RunnerFailure
 from farm.sim.exchange import NDJSON_TYPE, Exchange, encode_json
 from farm.sim.generation import RunMetrics
-from farm.sim.inference import Plan, now_ns, serve
+from farm.sim.inference import Plan, serve
 from farm.sim.options import parse_options
 from farm.sim.simulator import Simulator
 from farm.sim.stamps import utc_now
@@ -29,20 +29,26 @@ class NativeFraming:
     context: list[int] | None = None
     content_type: str = NDJSON_TYPE
 
-    def _head(self, text: str) -> dict[str, Any]:
+    def _head(self, text: str, thinking: str = "") -> dict[str, Any]:
         head: dict[str, Any] = {"model": self.model, "created_at": utc_now()}
         if self.chat:
             head["message"] = {"role": "assistant", "content": text}
+            if thinking:
+                head["message"]["thinking"] = thinking
         else:
             head["response"] = text
+            if thinking:
+                head["thinking"] = thinking
         return head
 
-    def piece(self, text: str) -> bytes:
-        """`{"model","created_at","response"|"message","done":false}` + newline."""
-        return encode_json({**self._head(text), "done": False}) + b"\n"
+    def piece(self, text: str, thinking: bool) -> bytes:
+        """`{"model","created_at","response"|"message",["thinking"],"done":false}` + newline."""
+        head = self._head("", text) if thinking else self._head(text)
+        return encode_json({**head, "done": False}) + b"\n"
 
-    def _done(self, metrics: RunMetrics, text: str) -> dict[str, Any]:
-        body = {**self._head(text), "done": True, "done_reason": metrics.done_reason}
+    def _done(self, metrics: RunMetrics, text: str, thinking: str = "") -> dict[str, Any]:
+        head = self._head(text, thinking)
+        body = {**head, "done": True, "done_reason": metrics.done_reason}
         if self.context is not None:
             body["context"] = self.context + token_ids("".join(metrics.output))
         body.update(metrics.final_fields())
@@ -54,7 +60,7 @@ class NativeFraming:
 
     def whole(self, metrics: RunMetrics) -> dict[str, Any]:
         """`stream:false`: the final chunk with all text concatenated."""
-        return self._done(metrics, "".join(metrics.output))
+        return self._done(metrics, "".join(metrics.output), "".join(metrics.thinking))
 
     def error_line(self, message: str) -> bytes:
         """`{"error": ...}` after the stream began."""
@@ -65,6 +71,18 @@ class NativeFraming:
         await exchange.error(exc.status, exc.message)
 
 
+def _check_format_and_logprobs(fields: Fields) -> None:
+    top = fields.integer("top_logprobs")
+    if top is not None and not 0 <= top <= 20:
+        raise BadRequest("top_logprobs must be between 0 and 20")
+    fmt = fields.data.get("format")
+    if fmt in (None, "", "json") or isinstance(fmt, dict):
+        return
+    # Ollama notices this in the runner, i.e. as a 500 rather than a 400.
+    shown = encode_json(fmt).decode()
+    raise RunnerFailure(f'invalid format: {shown}; expected "json" or a valid JSON Schema object')
+
+
 def _common(sim: Simulator, fields: Fields, model: LocalModel) -> tuple[Any, Any, float | None]:
     runner_options, sampling = parse_options(
         fields.obj("options"), sim.config.context_length, sim.model_params(model)
@@ -73,10 +91,16 @@ def _common(sim: Simulator, fields: Fields, model: LocalModel) -> tuple[Any, Any
     return runner_options, sampling, keep_alive
 
 
-def _check_think(fields: Fields, model: LocalModel, sent: str) -> None:
+def _check_think(fields: Fields, model: LocalModel, sent: str) -> bool:
+    """Validate `think`; True when the answer starts with reasoning.
+
+    Thinking-capable models think when the field is omitted (Ollama's current default).
+    """
     think = fields.data.get("think")
-    if think is None or think is False:
-        return
+    if think is None:
+        return "thinking" in model.capabilities
+    if think is False:
+        return False
     if isinstance(think, str) and think not in ("low", "medium", "high", "max"):
         levels = '"low", "medium", "high", "max", true, or false'
         raise BadRequest(f'invalid think value: "{think}" (must be {levels})')
@@ -84,11 +108,12 @@ def _check_think(fields: Fields, model: LocalModel, sent: str) -> None:
         raise BadRequest("think must be a boolean or string")
     if "thinking" not in model.capabilities:
         raise BadRequest(f'"{sent}" does not support thinking')
+    return True
 
 
 async def generate(sim: Simulator, exchange: Exchange) -> None:
     """`POST /api/generate`."""
-    start = now_ns()
+    start = exchange.received_ns
     fields = Fields(parse_body(await exchange.body(), "GenerateRequest"), "GenerateRequest")
     sent = fields.string("model")
     prompt, system, template = (
@@ -98,14 +123,16 @@ async def generate(sim: Simulator, exchange: Exchange) -> None:
     )
     stream, raw = fields.boolean("stream"), fields.boolean("raw")
     context = fields.array("context", "[]int")
-    fields.string("suffix")
-    fields.obj("options")
+    suffix = fields.string("suffix")
+    _check_format_and_logprobs(fields)
     model = sim.find(sent, empty_is_404=True)
     if raw and (template or system or context):
         raise BadRequest("raw mode does not support template, system, or context")
     if "completion" not in model.capabilities:
         raise BadRequest(f'"{sent}" does not support generate')
-    _check_think(fields, model, sent)
+    if suffix and "insert" not in model.capabilities:
+        raise BadRequest(f'"{sent}" does not support insert')
+    think = _check_think(fields, model, sent)
     runner_options, sampling, keep_alive = _common(sim, fields, model)
     if not prompt and not fields.data.get("images"):
         await _load_or_unload(
@@ -121,6 +148,7 @@ async def generate(sim: Simulator, exchange: Exchange) -> None:
         prompt_tokens=generate_prompt_tokens(prompt, system),
         prompt_key=f"{system}\x00{prompt}",
         stream=stream is not False,
+        think=think,
     )
     framing = NativeFraming(sent, chat=False, context=None if raw else token_ids(system + prompt))
     await serve(sim, exchange, plan, framing)
@@ -145,19 +173,20 @@ def _messages(fields: Fields) -> list[str]:
 
 async def chat(sim: Simulator, exchange: Exchange) -> None:
     """`POST /api/chat`."""
-    start = now_ns()
+    start = exchange.received_ns
     fields = Fields(parse_body(await exchange.body(), "ChatRequest"), "ChatRequest")
     sent = fields.string("model")
     stream = fields.boolean("stream")
     contents = _messages(fields)
     tools = fields.array("tools", "api.Tools")
+    _check_format_and_logprobs(fields)
     model = sim.find(sent)
     if "completion" not in model.capabilities:
         raise BadRequest(f'"{sent}" does not support chat')
     if tools and "tools" not in model.capabilities:
         full = f"{model.name.host}/{model.name.namespace}/{model.name.model}:{model.name.tag}"
         raise BadRequest(f"{full} does not support tools")
-    _check_think(fields, model, sent)
+    think = _check_think(fields, model, sent)
     runner_options, sampling, keep_alive = _common(sim, fields, model)
     if not contents:
         empty = {"message": {"role": "assistant", "content": ""}}
@@ -172,6 +201,7 @@ async def chat(sim: Simulator, exchange: Exchange) -> None:
         prompt_tokens=chat_prompt_tokens(contents),
         prompt_key="\x00".join(contents),
         stream=stream is not False,
+        think=think,
     )
     await serve(sim, exchange, plan, NativeFraming(sent, chat=True))
 

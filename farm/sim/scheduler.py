@@ -88,7 +88,7 @@ class Scheduler:
         if runner is not None and runner.usable_for(options):
             runner.take(keep_alive_s)
             return runner
-        if len(self._pending) >= self._config.max_queue:
+        if self.queue_length >= self._config.max_queue:
             raise ServerBusy()
         loop = asyncio.get_running_loop()
         pending = _Pending(model, options, keep_alive_s, gone, loop.create_future())

@@ -67,6 +67,7 @@ class SimServer:
         self._env = dict(env or {})
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()
+        self._final_output = ""
         self._client = httpx.Client(base_url=self.url, trust_env=False, timeout=10.0)
 
     # ----- lifecycle ---------------------------------------------------------------------------
@@ -111,7 +112,9 @@ class SimServer:
             self._proc.wait()
 
     def output(self) -> str:
-        """Everything the subprocess printed so far."""
+        """Everything the subprocess printed so far (kept after the server stopped)."""
+        if self._log.closed:
+            return self._final_output
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
 
@@ -125,6 +128,7 @@ class SimServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+        self._final_output = self.output()
         self._log.close()
 
     # ----- introspection -----------------------------------------------------------------------

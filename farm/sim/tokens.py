@@ -74,3 +74,9 @@ def natural_length(seed: int, prompt: str) -> int:
     """How many tokens the model "wants" to produce before EOS for this seed and prompt."""
     rng = random.Random(f"eos\x00{seed}\x00{prompt}")
     return rng.randint(MIN_NATURAL_TOKENS, MAX_NATURAL_TOKENS)
+
+
+def thinking_length(seed: int, prompt: str) -> int:
+    """How many tokens a thinking model reasons before answering."""
+    rng = random.Random(f"think\x00{seed}\x00{prompt}")
+    return rng.randint(8, 32)

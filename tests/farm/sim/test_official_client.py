@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 import ollama
 import pytest
 
 from farm.sim.testing import SimServer
+
+from .conftest import FAST
 
 MODEL = "gemma3:4b"
 
@@ -93,3 +98,70 @@ async def _async_checks(client: ollama.AsyncClient) -> None:
     with pytest.raises(ollama.ResponseError) as info:
         await client.chat(model="missing", messages=[{"role": "user", "content": "x"}])
     assert info.value.status_code == 404
+
+
+def test_model_management_show_pull_copy_delete_embed(tmp_path: Path) -> None:
+    with SimServer(pull_ms=40, **FAST) as sim, ollama.Client(host=sim.url) as client:
+        shown = client.show(MODEL)
+        assert shown.details.family == "gemma3"
+        assert "completion" in shown.capabilities
+        assert shown.modelinfo["gemma3.context_length"] == 131072
+        progress = list(client.pull("all-minilm", stream=True))
+        assert progress[0].status == "pulling manifest"
+        assert progress[-1].status == "success"
+        layer = [p for p in progress if p.digest and p.completed]
+        assert layer[-1].completed == layer[-1].total
+        with pytest.raises(ollama.ResponseError) as info:
+            list(client.pull("no-such-model", stream=True))
+        assert info.value.error == "pull model manifest: file does not exist"
+        result = client.embed(model="all-minilm", input=["one", "two"])
+        assert len(result.embeddings) == 2 and len(result.embeddings[0]) == 384
+        norm = sum(v * v for v in result.embeddings[0])
+        assert abs(norm - 1) < 1e-6
+        assert client.embed(model="all-minilm", input="one").embeddings[0] == result.embeddings[0]
+        assert client.copy(MODEL, "backup:1").status == "success"
+        assert {"backup:1", "all-minilm:latest", MODEL} <= {m.model for m in client.list().models}
+        assert client.delete("backup:1").status == "success"
+        with pytest.raises(ollama.ResponseError) as info:
+            client.delete("backup:1")
+        assert info.value.status_code == 404
+        blob = tmp_path / "weights.gguf"
+        blob.write_bytes(b"GGUF" + bytes(range(256)) * 4096)  # streamed, about 1 MiB
+        digest = client.create_blob(blob)
+        with httpx.Client(base_url=sim.url, trust_env=False) as http:
+            assert http.head(f"/api/blobs/{digest}").status_code == 200
+            again = http.post(f"/api/blobs/{digest}", content=blob.read_bytes())
+            assert again.status_code == 200  # already present
+            wrong = http.post("/api/blobs/sha256:" + "0" * 64, content=b"other")
+            assert wrong.status_code == 400
+            assert wrong.json()["error"].startswith('digest mismatch, expected "sha256:000')
+
+
+def test_thinking_model_reasons_first_unless_told_not_to() -> None:
+    with SimServer(pull_ms=10, **FAST) as sim, ollama.Client(host=sim.url) as client:
+        assert client.pull("qwen3:0.6b").status == "success"
+        chunks = list(
+            client.chat(
+                model="qwen3:0.6b", messages=[{"role": "user", "content": "q"}], stream=True
+            )
+        )
+        thinking = [c.message.thinking for c in chunks if c.message.thinking]
+        content = [c.message.content for c in chunks if c.message.content]
+        assert thinking and content
+        first_content = next(i for i, c in enumerate(chunks) if c.message.content)
+        assert all(not c.message.thinking for c in chunks[first_content:])
+        assert chunks[-1].eval_count == len(thinking) + len(content)
+        plain = client.generate(model="qwen3:0.6b", prompt="q", think=False)
+        assert plain.thinking is None and plain.response
+        with pytest.raises(ollama.ResponseError, match="does not support thinking"):
+            client.generate(model=MODEL, prompt="q", think=True)
+
+
+def test_create_from_existing_model_and_push_is_refused() -> None:
+    with SimServer(**FAST) as sim, ollama.Client(host=sim.url) as client:
+        progress = list(client.create(model="derived", from_=MODEL, stream=True))
+        assert progress[0].status.startswith("using existing layer sha256:")
+        assert progress[-1].status == "success"
+        assert "derived:latest" in {m.model for m in client.list().models}
+        with pytest.raises(ollama.ResponseError, match="unauthorized"):
+            list(client.push("someone/derived", stream=True))

@@ -61,3 +61,104 @@ def test_disconnect_frees_the_slot_for_the_next_request() -> None:
             assert state["models"][MODEL]["active"] == 0
             reply = client.post("/api/generate", json=_body("next", 3, stream=False))
             assert reply.status_code == 200 and reply.json()["eval_count"] == 3
+
+
+BUSY = {"error": "server busy, please try again.  maximum pending requests exceeded"}
+
+
+@pytest.mark.anyio
+async def test_scheduler_queue_overflow_during_a_load_answers_503() -> None:
+    with SimServer(max_queue=2, **{**FAST, "load_ms": 800}) as sim:
+        async with httpx.AsyncClient(base_url=sim.url, trust_env=False, timeout=30) as client:
+            statuses: list[int] = []
+
+            async def one(prompt: str) -> None:
+                reply = await client.post("/api/generate", json=_body(prompt, 2, stream=False))
+                statuses.append(reply.status_code)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(one, "loader")
+                await _poll(client, lambda: _ps_count(client), 1)
+                group.start_soon(one, "q1")
+                group.start_soon(one, "q2")
+                await anyio.to_thread.run_sync(
+                    lambda: sim.wait_for(lambda s: s["scheduler_queue"] == 2)
+                )
+                overflow = await client.post("/api/generate", json=_body("q3", 2, stream=False))
+                assert overflow.status_code == 503
+                assert overflow.json() == BUSY
+                assert "retry-after" not in overflow.headers
+            assert statuses == [200, 200, 200]
+            # Once warm, requests pile up on the slot semaphore: no 503 (ollama#7758).
+            async with anyio.create_task_group() as group:
+                for index in range(5):
+                    group.start_soon(one, f"warm{index}")
+            assert statuses[3:] == [200] * 5
+
+
+async def _ps_count(client: httpx.AsyncClient) -> int:
+    return len((await client.get("/api/ps")).json()["models"])
+
+
+async def _poll(client: httpx.AsyncClient, probe: Any, want: int, timeout: float = 10) -> None:
+    with anyio.fail_after(timeout):
+        while await probe() != want:
+            await anyio.sleep(0.005)
+
+
+def test_num_ctx_change_forces_a_reload_seen_in_load_duration() -> None:
+    load_ms = 200
+    with SimServer(**{**FAST, "load_ms": load_ms}) as sim:
+        with httpx.Client(base_url=sim.url, trust_env=False, timeout=30) as http:
+            cold = http.post("/api/generate", json=_body("a", 2, stream=False)).json()
+            warm = http.post("/api/generate", json=_body("b", 2, stream=False)).json()
+            big = {"num_predict": 2, "num_ctx": 8192}
+            reload = http.post(
+                "/api/generate",
+                json={"model": MODEL, "prompt": "c", "stream": False, "options": big},
+            ).json()
+            ps = http.get("/api/ps").json()["models"]
+        assert cold["load_duration"] >= load_ms * 1e6
+        assert warm["load_duration"] < load_ms * 1e6 / 4
+        assert reload["load_duration"] >= load_ms * 1e6
+        assert ps[0]["context_length"] == 8192
+        assert sim.state()["models"][MODEL]["loads"] == 2
+
+
+def test_max_loaded_models_evicts_and_keep_alive_rules() -> None:
+    with SimServer(max_loaded_models=1, **FAST) as sim:
+        with httpx.Client(base_url=sim.url, trust_env=False, timeout=30) as http:
+            assert (
+                http.post("/api/copy", json={"source": MODEL, "destination": "twin"}).status_code
+                == 200
+            )
+            http.post("/api/generate", json=_body("a", 1, stream=False))
+            twin = {"model": "twin", "prompt": "b", "stream": False, "keep_alive": -1}
+            http.post("/api/generate", json=twin)
+            ps = http.get("/api/ps").json()["models"]
+            assert [m["model"] for m in ps] == ["twin:latest"]
+            assert int(ps[0]["expires_at"][:4]) > time.gmtime().tm_year + 200  # forever
+            state = sim.state()["models"]
+            assert (state[MODEL]["loaded"], state["twin:latest"]["loaded"]) == (False, True)
+            short = {"model": "twin", "prompt": "c", "stream": False, "keep_alive": "300ms"}
+            http.post("/api/generate", json=short)
+            sim.wait_for(lambda s: not s["models"]["twin:latest"]["loaded"], timeout=10)
+            assert http.get("/api/ps").json() == {"models": []}
+
+
+def test_client_leaving_during_its_load_aborts_the_load() -> None:
+    load_ms = 600
+    with SimServer(**{**FAST, "load_ms": load_ms}) as sim:
+        with httpx.Client(base_url=sim.url, trust_env=False, timeout=30) as http:
+            with pytest.raises(httpx.ReadTimeout):
+                http.post("/api/generate", json=_body("x", 2), timeout=httpx.Timeout(30, read=0.1))
+            sim.wait_for(lambda s: not s["models"][MODEL]["loaded"] and not _ps(http))
+            assert sim.state()["models"][MODEL]["loads"] == 0
+            again = http.post("/api/generate", json=_body("y", 2, stream=False)).json()
+            assert again["load_duration"] >= load_ms * 1e6  # loaded from scratch
+            assert sim.state()["models"][MODEL]["loads"] == 1
+
+
+def _ps(http: httpx.Client) -> list[Any]:
+    models: list[Any] = http.get("/api/ps").json()["models"]
+    return models
