@@ -37,7 +37,7 @@ class ProxyApp:
 
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
-        self.pool = BackendPool(config.backends)
+        self.pool = BackendPool(config.backends, config.num_parallel)
         self.metrics = ProxyMetrics(self.pool)
         tick = max(0.01, min(0.25, config.header_timeout_s / 4, config.idle_timeout_s / 4))
         self.sweeper = DeadlineSweeper(tick)
@@ -113,6 +113,8 @@ class ProxyApp:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout_s),
             auto_decompress=False,
             trust_env=False,
+            # A shared jar would replay one client's cookies on another client's requests.
+            cookie_jar=aiohttp.DummyCookieJar(),
             # Forward only the client's headers; aiohttp would otherwise add its own.
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         )

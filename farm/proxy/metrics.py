@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -114,3 +115,26 @@ class ProxyMetrics:
             registry=reg,
         )
         reg.register(_PoolCollector(pool))
+        self._children: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}
+
+    def observe(
+        self, route: str, method: str, status: str, ttfb_s: float | None, sent: int, received: int
+    ) -> None:
+        """Record one finished request (label children cached: this runs per request)."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(route, method, status),
+                self.ttfb.labels(route),
+                self.response_bytes.labels(route),
+                self.request_bytes.labels(route),
+            )
+        requests, ttfb, response_bytes, request_bytes = children
+        requests.inc()
+        if ttfb_s is not None:
+            ttfb.observe(ttfb_s)
+        if sent:
+            response_bytes.inc(sent)
+        if received:
+            request_bytes.inc(received)

@@ -2,8 +2,11 @@
 
 Balancing is least-in-flight, made model-aware: a backend that already has the requested
 model loaded (from `/api/ps`, or because it just served it) wins over one that only has it in
-its store (`/api/tags`), which wins over one that has neither. Ties rotate, so equal backends
-share a burst evenly. Backends marked down are skipped while any other is up.
+its store (`/api/tags`), which wins over one that has neither, so no request triggers a load
+elsewhere by accident. When the farm's slot count is known, a loaded backend whose slots are
+all taken loses that preference: the request would only queue there, while another replica
+can load the model and serve it. Ties rotate, so equal backends share a burst evenly.
+Backends marked down are skipped while any other is up.
 """
 
 from __future__ import annotations
@@ -37,12 +40,13 @@ class Backend:
     def __post_init__(self) -> None:
         self.loopback = is_loopback_host(urlsplit(self.url).hostname or "")
 
-    def rank(self, model: str | None) -> int:
-        """0 when `model` is loaded here, 1 when it is in the store, 2 otherwise."""
+    def rank(self, model: str | None, slots: int | None) -> int:
+        """0 when `model` is loaded here (with a free slot, if `slots` is known), 1 when it
+        is in the store (or loaded but busy), 2 otherwise."""
         if model is None:
             return 0
         if model in self.loaded:
-            return 0
+            return 0 if slots is None or self.in_flight < slots else 1
         return 1 if model in self.stored else 2
 
 
@@ -53,8 +57,9 @@ class BackendPool:
     # while forwarding marks it down at once (see `mark_down`).
     DOWN_AFTER_PROBES = 2
 
-    def __init__(self, urls: Sequence[str]) -> None:
+    def __init__(self, urls: Sequence[str], slots: int | None = None) -> None:
         self.backends = [Backend(url) for url in urls]
+        self.slots = slots
         self._turn = itertools.count()
 
     @property
@@ -72,7 +77,7 @@ class BackendPool:
         live = [b for b in candidates if b.up] or candidates
         start = next(self._turn) % len(live)
         rotated = live[start:] + live[:start]
-        return min(rotated, key=lambda b: (b.rank(model), b.in_flight))
+        return min(rotated, key=lambda b: (b.rank(model, self.slots), b.in_flight))
 
     def mark_down(self, backend: Backend, reason: str) -> None:
         """Take a backend out of rotation until a health probe succeeds."""

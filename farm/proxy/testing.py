@@ -16,6 +16,8 @@ from types import TracebackType
 from typing import Any
 
 READY_TIMEOUT_S = 20.0
+# Loopback only: never route the helper's own requests through an HTTP(S)_PROXY.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -77,14 +79,14 @@ class ProxyServer:
     def health(self) -> tuple[int, dict[str, Any]]:
         """`GET /_health` → (status, document)."""
         try:
-            with urllib.request.urlopen(self.url + "/_health", timeout=5) as resp:
+            with _OPENER.open(self.url + "/_health", timeout=5) as resp:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
 
     def metrics(self) -> str:
         """`GET /metrics` as text."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
+        with _OPENER.open(self.url + "/metrics", timeout=5) as resp:
             return str(resp.read().decode())
 
     @staticmethod

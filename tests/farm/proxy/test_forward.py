@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -155,3 +156,17 @@ async def test_stalled_stream_ends_with_error_line_after_idle_timeout(fake, prox
         assert lines[0]["response"] == "t0"
         assert "sent nothing for 0.3 s" in lines[-1]["error"]
         await wait_until(lambda: fake.state.cancelled == 1)
+
+
+async def test_one_access_log_line_per_request(fake: FakeBackend, proxy_for, caplog):
+    caplog.set_level(logging.INFO, logger="farm.proxy.access")
+    async with proxy_for([fake.url]) as proxy, aiohttp.ClientSession() as http:
+        async with http.post(proxy.url + "/api/generate", json={"model": "fake"}) as resp:
+            await resp.read()
+        async with http.get(proxy.url + "/api/version") as resp:
+            await resp.read()
+    lines = [r.getMessage() for r in caplog.records if r.name == "farm.proxy.access"]
+    assert len(lines) == 2
+    assert lines[0].startswith("POST /api/generate 200 model=fake:latest ")
+    assert "ttfb_ms=" in lines[0] and "outcome=ok" in lines[0]
+    assert lines[1].startswith("GET /api/version 200 model=- ")

@@ -1,0 +1,398 @@
+"""Proxy overhead benchmark: TTFT and per-line delivery lag, direct vs this proxy vs nginx.
+
+Run as `python -m bench.proxy_bench` (not a test). In one run on loopback, with the Ollama
+simulator as the backend, it measures streamed `/api/generate` requests at 9 and 64
+concurrent streams along three paths:
+
+* direct to the simulator,
+* through `farm.proxy` (raw ASGI + aiohttp on uvicorn/uvloop/httptools, access log off),
+* through nginx configured as a zero-buffering streaming proxy (proxy-gpu spec §A3),
+
+and prints p50/p99 TTFT, the TTFT each proxy adds over direct, the per-line delivery lag
+(client receive time minus the line's `created_at` stamp) and the ratios behind the issue's
+goals. It then holds 256 slow streams open through the proxy and reports its RSS.
+
+Setup step: nginx comes from Debian (`apt-get install -y nginx-light`) when it is missing
+and the script runs as root with apt; otherwise the nginx column is skipped with a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+from farm.proxy.testing import ProxyServer, free_port
+from farm.sim.testing import SimServer
+
+log = logging.getLogger("bench.proxy_bench")
+MODEL = "gemma3:4b"
+SCHEMA_VERSION = 1
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+{user}
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/body;
+  proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi;
+  scgi_temp_path {tmp}/scgi;
+  upstream ollama {{ server 127.0.0.1:{backend_port}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    client_max_body_size 0;
+    location / {{
+      proxy_pass http://ollama;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      # With an upstream block nginx would send `Host: ollama` (the group's name), which
+      # Ollama's loopback host guard rejects with 403; name the real backend instead.
+      proxy_set_header Host 127.0.0.1:{backend_port};
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_cache off;
+      gzip off;
+      proxy_read_timeout 1h;
+      proxy_send_timeout 1h;
+    }}
+  }}
+}}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRow:
+    """One measured stream: TTFT and the delivery lag of each of its lines."""
+
+    path: str
+    streams: int
+    ttft_s: float
+    line_lags_s: tuple[float, ...]
+    lines: int
+    error: str | None = None
+
+
+@dataclass
+class PathSummary:
+    """Quantiles for one path at one concurrency (errors counted, excluded from quantiles)."""
+
+    path: str
+    streams: int
+    requests: int
+    errors: int
+    ttft_p50_ms: float
+    ttft_p99_ms: float
+    lag_p50_ms: float
+    lag_p99_ms: float
+    lines: int
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+_second_cache: dict[bytes, int] = {}
+
+
+def stamp_ns(stamp: bytes) -> int:
+    """`2026-05-01T12:00:00.123456789Z` → Unix ns (fraction trimmed Go-style)."""
+    base, _, frac = stamp.rstrip(b"Z").partition(b".")
+    secs = _second_cache.get(base)
+    if secs is None:
+        moment = datetime.strptime(base.decode(), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+        secs = _second_cache[base] = int(moment.timestamp())
+    return secs * 1_000_000_000 + int((frac.decode() + "000000000")[:9])
+
+
+async def one_stream(
+    http: aiohttp.ClientSession, url: str, path: str, streams: int, index: int, tokens: int
+) -> StreamRow:
+    """Send one streamed generate; record receive time and `created_at` of every line."""
+    body = {"model": MODEL, "prompt": f"bench {index}", "options": {"num_predict": tokens}}
+    raw: list[tuple[int, bytes]] = []
+    start = time.perf_counter()
+    ttft = float("nan")
+    try:
+        async with http.post(url + "/api/generate", json=body) as resp:
+            if resp.status != 200:
+                return StreamRow(path, streams, ttft, (), 0, f"HTTP {resp.status}")
+            async for line in resp.content:
+                now_ns = time.time_ns()
+                if not raw:
+                    ttft = time.perf_counter() - start
+                at = line.find(b'"created_at":"')
+                raw.append((now_ns, line[at + 14 : line.find(b'"', at + 14)]))
+    except aiohttp.ClientError as exc:
+        return StreamRow(path, streams, ttft, (), len(raw), f"{type(exc).__name__}: {exc}")
+    # Parse stamps after the clock stopped, so parsing cost is not measured as lag.
+    lags = tuple((recv - stamp_ns(stamp)) / 1e9 for recv, stamp in raw)
+    return StreamRow(path, streams, ttft, lags, len(raw))
+
+
+async def run_round(url: str, path: str, streams: int, tokens: int, offset: int) -> list[StreamRow]:
+    """`streams` concurrent streams on one path."""
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as http:
+        jobs = [one_stream(http, url, path, streams, offset + i, tokens) for i in range(streams)]
+        return list(await asyncio.gather(*jobs))
+
+
+def summarise(rows: list[StreamRow]) -> PathSummary:
+    """Quantiles over good rows; errors are counted."""
+    good = [r for r in rows if r.error is None]
+    ttfts = sorted(r.ttft_s for r in good)
+    lags = sorted(lag for r in good for lag in r.line_lags_s)
+    return PathSummary(
+        path=rows[0].path,
+        streams=rows[0].streams,
+        requests=len(rows),
+        errors=len(rows) - len(good),
+        ttft_p50_ms=_quantile(ttfts, 0.5) * 1000,
+        ttft_p99_ms=_quantile(ttfts, 0.99) * 1000,
+        lag_p50_ms=_quantile(lags, 0.5) * 1000,
+        lag_p99_ms=_quantile(lags, 0.99) * 1000,
+        lines=len(lags),
+    )
+
+
+def find_nginx(install: bool) -> str | None:
+    """The nginx binary, installing Debian's `nginx-light` first when allowed and missing."""
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if found or not install:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return None
+    log.info("installing nginx-light from Debian's packages (setup step)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "nginx-light"]):
+        if subprocess.run(argv, env=env, capture_output=True).returncode != 0:
+            return None
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+@contextmanager
+def nginx_proxy(binary: str, backend_port: int) -> Iterator[str]:
+    """Run nginx with the zero-buffering config in a temp prefix; yields its URL."""
+    with tempfile.TemporaryDirectory(prefix="farm-bench-nginx-") as tmp:
+        port = free_port()
+        user = "user root;" if os.geteuid() == 0 else ""
+        conf = Path(tmp) / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, backend_port=backend_port, user=user))
+        proc = subprocess.Popen([binary, "-p", tmp, "-c", str(conf)], stderr=subprocess.PIPE)
+        try:
+            _wait_http(f"http://127.0.0.1:{port}/api/version", proc)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"nginx exited: {proc.stderr.read().decode() if proc.stderr else ''}"
+            )
+        try:
+            with opener.open(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} not answering")
+
+
+def measure(
+    paths: dict[str, str], levels: Sequence[int], rounds: int, tokens: int
+) -> list[PathSummary]:
+    """Interleave paths round by round so drift on a shared machine hits all of them alike."""
+    summaries: list[PathSummary] = []
+    for streams in levels:
+        rows: dict[str, list[StreamRow]] = {name: [] for name in paths}
+        for rnd in range(rounds + 1):
+            for name, url in paths.items():
+                result = asyncio.run(run_round(url, name, streams, tokens, rnd * streams))
+                if rnd:  # round 0 warms connections and code paths
+                    rows[name] += result
+        summaries += [summarise(r) for r in rows.values()]
+    return summaries
+
+
+def rss_at(proxy: ProxyServer, url: str, streams: int) -> tuple[float, float, int]:
+    """Proxy RSS (MB) idle and with `streams` slow streams open; and how many were open."""
+    proc = psutil.Process(proxy.pid)
+    idle_mb = proc.memory_info().rss / 1e6
+
+    async def hold() -> tuple[float, int]:
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector, trust_env=False) as http:
+            opened = asyncio.Event()
+            count = 0
+            peak = 0.0
+
+            async def stream(i: int) -> None:
+                nonlocal count
+                body = {"model": MODEL, "prompt": f"rss {i}", "options": {"num_predict": 40}}
+                async with http.post(url + "/api/generate", json=body) as resp:
+                    await resp.content.readline()
+                    count += 1
+                    if count == streams:
+                        opened.set()
+                    await resp.read()
+
+            tasks = [asyncio.ensure_future(stream(i)) for i in range(streams)]
+            try:
+                await asyncio.wait_for(opened.wait(), 60)
+            except TimeoutError:
+                pass
+            for _ in range(10):
+                peak = max(peak, proc.memory_info().rss / 1e6)
+                await asyncio.sleep(0.1)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return peak, count
+
+    peak_mb, opened = asyncio.run(hold())
+    return idle_mb, peak_mb, opened
+
+
+def report(summaries: list[PathSummary]) -> list[str]:
+    """Table rows plus the issue's goal checks."""
+    out = [
+        f"{'path':8} {'streams':>7} {'reqs':>5} {'err':>4} {'TTFT p50':>9} {'TTFT p99':>9} "
+        f"{'+TTFT p50':>10} {'+TTFT p99':>10} {'lag p50':>8} {'lag p99':>8}  (ms)"
+    ]
+    direct = {s.streams: s for s in summaries if s.path == "direct"}
+    for s in summaries:
+        base = direct[s.streams]
+        s.extra["added_ttft_p50_ms"] = s.ttft_p50_ms - base.ttft_p50_ms
+        s.extra["added_ttft_p99_ms"] = s.ttft_p99_ms - base.ttft_p99_ms
+        out.append(
+            f"{s.path:8} {s.streams:7d} {s.requests:5d} {s.errors:4d} {s.ttft_p50_ms:9.2f} "
+            f"{s.ttft_p99_ms:9.2f} {s.extra['added_ttft_p50_ms']:10.2f} "
+            f"{s.extra['added_ttft_p99_ms']:10.2f} {s.lag_p50_ms:8.2f} {s.lag_p99_ms:8.2f}"
+        )
+    by = {(s.path, s.streams): s for s in summaries}
+    for streams in sorted(direct):
+        proxy, nginx = by.get(("proxy", streams)), by.get(("nginx", streams))
+        if proxy is None:
+            continue
+        vs_direct = proxy.ttft_p50_ms / direct[streams].ttft_p50_ms
+        line = f"ratios at {streams}: proxy/direct TTFT p50 {vs_direct:.3f}"
+        if nginx is not None:
+            line += (
+                f", proxy/nginx TTFT p50 {proxy.ttft_p50_ms / nginx.ttft_p50_ms:.3f}"
+                f", p99 {proxy.ttft_p99_ms / nginx.ttft_p99_ms:.3f}"
+                f", lag p99 {proxy.lag_p99_ms / nginx.lag_p99_ms:.3f}"
+            )
+        out.append(line)
+    if ("nginx", 9) in by and ("proxy", 9) in by:
+        p, n = by[("proxy", 9)], by[("nginx", 9)]
+        ok = p.extra["added_ttft_p50_ms"] <= n.extra["added_ttft_p50_ms"] + 0.5
+        out.append(
+            f"goal 9 streams: proxy added TTFT p50 {p.extra['added_ttft_p50_ms']:.2f} ms <= nginx "
+            f"{n.extra['added_ttft_p50_ms']:.2f} + 0.5 ms: {'MET' if ok else 'NOT MET'}"
+        )
+    if ("nginx", 64) in by and ("proxy", 64) in by:
+        p, n = by[("proxy", 64)], by[("nginx", 64)]
+        ok = p.ttft_p99_ms <= 2 * n.ttft_p99_ms
+        out.append(
+            f"goal 64 streams: proxy TTFT p99 {p.ttft_p99_ms:.2f} ms <= 2 x nginx "
+            f"{n.ttft_p99_ms:.2f} ms: {'MET' if ok else 'NOT MET'}"
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.proxy_bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--streams", type=int, nargs="+", default=[9, 64])
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds per path and level")
+    parser.add_argument("--tokens", type=int, default=20, help="num_predict per stream")
+    parser.add_argument("--decode-ms", type=float, default=20.0)
+    parser.add_argument("--rss-streams", type=int, default=256)
+    parser.add_argument("--no-nginx", action="store_true", help="skip the nginx column")
+    parser.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
+    parser.add_argument("--out", type=Path, help="write summaries and raw config as JSON here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    slots = max([*args.streams, args.rss_streams])
+    sim_flags = {
+        "num_parallel": slots,
+        "load_ms": 0,
+        "decode_ms": args.decode_ms,
+        "prefill_ms_per_token": 0,
+        "batch_slowdown": 0,
+        "jitter": 0,
+        "seed": 1,
+    }
+    nginx = None if args.no_nginx else find_nginx(install=not args.no_install)
+    if nginx is None:
+        print("nginx not available (install Debian's nginx-light): skipping the nginx column")
+    with ExitStack() as stack:
+        sim = stack.enter_context(SimServer(**sim_flags))
+        proxy = stack.enter_context(ProxyServer([sim.url], access_log=False, num_parallel=slots))
+        paths = {"direct": sim.url, "proxy": proxy.url}
+        if nginx is not None:
+            paths["nginx"] = stack.enter_context(nginx_proxy(nginx, sim.port))
+        print(
+            f"sim: {sim_flags}; {args.rounds} rounds x {args.tokens} tokens per level on loopback"
+        )
+        summaries = measure(paths, args.streams, args.rounds, args.tokens)
+        for line in report(summaries):
+            print(line)
+        idle_mb, peak_mb, opened = rss_at(proxy, proxy.url, args.rss_streams)
+        rss_ok = peak_mb < 120 and opened == args.rss_streams
+        print(
+            f"proxy RSS: idle {idle_mb:.1f} MB, {peak_mb:.1f} MB with {opened}/{args.rss_streams} "
+            f"streams open (goal < 120 MB): {'MET' if rss_ok else 'NOT MET'}"
+        )
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "schema_version": SCHEMA_VERSION,
+            "config": {**vars(args), "out": str(args.out), "sim": sim_flags},
+            "summaries": [asdict(s) for s in summaries],
+            "rss_mb": {"idle": idle_mb, "peak": peak_mb, "streams_open": opened},
+        }
+        args.out.write_text(json.dumps(doc, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
