@@ -25,11 +25,14 @@ for (const key of ["NO_PROXY", "no_proxy"]) {
 
 const readline = require("readline");
 const util = require("util");
-const nkn = require("nkn-sdk");
 
+// nkn-sdk logs with console.log, which writes to stdout; move all of it to stderr before the
+// SDK loads so nothing but events ever reaches stdout.
 for (const level of ["log", "info", "warn", "error", "debug"]) {
   console[level] = (...args) => process.stderr.write(util.format(...args) + "\n");
 }
+
+const nkn = require("nkn-sdk");
 
 const PROBE_EVENT = "bridge.probe";
 // Errors that retrying cannot fix: the Python side drops these messages instead of requeueing.

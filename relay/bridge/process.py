@@ -130,6 +130,18 @@ class BridgeProcess:
         if self._proc.returncode is None:
             self._proc.kill()
 
+    async def reap(self, grace_s: float) -> int:
+        """After stdout ended: let the process exit by itself, kill it after `grace_s`.
+
+        Killing at once would race asyncio's child watcher: `Popen.send_signal` polls and may
+        reap the exit status first, which then reads as 255.
+        """
+        try:
+            await asyncio.wait_for(asyncio.shield(self._proc.wait()), grace_s)
+        except TimeoutError:
+            self.kill()
+        return await self.wait()
+
     async def wait(self) -> int:
         """Wait for the exit and the end of its stderr."""
         code = await self._proc.wait()

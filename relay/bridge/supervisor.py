@@ -10,13 +10,11 @@ in flight when a bridge dies may be sent twice; relay frames carry ids and `seq`
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import itertools
 import logging
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from relay.bridge.config import BridgeConfig
 from relay.bridge.errors import (
@@ -24,8 +22,8 @@ from relay.bridge.errors import (
     BridgeError,
     BridgeStartError,
     MessageTooLargeError,
-    QueueFullError,
 )
+from relay.bridge.outbox import Outbox
 from relay.bridge.process import BridgeProcess, check_installed
 from relay.bridge.protocol import (
     BridgeFailure,
@@ -48,31 +46,21 @@ MAX_PAYLOAD_BYTES = 3_990_000
 MAX_SEND_ATTEMPTS = 5
 
 
-@dataclass(slots=True)
-class _Outgoing:
-    id: int
-    dest: str
-    payload: str
-    attempts: int = 0
-
-
 class NknTransport:
     """Sends and receives NKN DMs for one identity through `bridge.js` (implements Transport)."""
 
     def __init__(self, config: BridgeConfig) -> None:
         self._config = config
         self._address: str | None = None
-        self._ids = itertools.count(1)
-        self._outbox: collections.deque[_Outgoing] = collections.deque()
-        self._inflight: dict[int, _Outgoing] = {}
+        self._outbox = Outbox(config.queue_limit)
+        # Unbounded on purpose: blocking here would also stall probe echoes and `sent` events.
         self._incoming: asyncio.Queue[Incoming | None] = asyncio.Queue()
-        self._wake = asyncio.Event()  # the outbox has something
         self._healthy = asyncio.Event()  # the bridge is ready and its last probe came back
         self._probe_now = asyncio.Event()
         self._probes: dict[str, asyncio.Future[None]] = {}
         self._settled = asyncio.Event()  # the first start succeeded or failed
-        self._drained = asyncio.Event()
         self._start_error: BaseException | None = None
+        self._last_failure: str | None = None
         self._proc: BridgeProcess | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -101,6 +89,8 @@ class NknTransport:
         await self._settled.wait()
         if self._start_error is not None:
             await self._task
+            self._closing = True
+            self._incoming.put_nowait(None)
             raise self._start_error
         log.info("NKN ready: %s (%.0f ms)", self.address, (self.connect_s or 0) * 1000)
         return self.address
@@ -109,18 +99,15 @@ class NknTransport:
         """Queue one DM for `dest`; returns at once (fire and forget, `noReply`)."""
         if self._closing or self._task is None:
             raise BridgeClosedError("the NKN transport is not running")
-        size = len(payload.encode())
+        try:
+            size = len(payload.encode())
+        except UnicodeEncodeError as exc:
+            raise BridgeError(f"DM payload is not valid Unicode text: {exc}") from exc
         if size > MAX_PAYLOAD_BYTES:
             raise MessageTooLargeError(
                 f"DM of {size} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte NKN message limit"
             )
-        if len(self._outbox) + len(self._inflight) >= self._config.queue_limit:
-            raise QueueFullError(
-                f"{self._config.queue_limit} DMs already wait for the NKN bridge; dropping this one"
-            )
-        self._outbox.append(_Outgoing(next(self._ids), dest, payload))
-        self._drained.clear()
-        self._wake.set()
+        self._outbox.put(dest, payload)
 
     async def incoming(self) -> AsyncIterator[Incoming]:
         """DMs addressed to us, in arrival order; ends when the transport closes."""
@@ -131,12 +118,11 @@ class NknTransport:
         """Flush queued DMs (up to `close_timeout_s`), stop the bridge and end `incoming()`."""
         if self._task is None or self._closing:
             return
-        if self._outbox or self._inflight:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), self._config.close_timeout_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._outbox.wait_drained(), self._config.close_timeout_s)
         self._closing = True
-        if self._outbox or self._inflight:
-            log.warning("closing with %d DMs unsent", len(self._outbox) + len(self._inflight))
+        if self._outbox:
+            log.warning("closing with %d DMs unsent", len(self._outbox))
         proc = self._proc
         if proc is not None:
             await proc.close(self._config.close_timeout_s)
@@ -176,15 +162,16 @@ class NknTransport:
             became_ready = await self._run(proc)
             self._proc = None
             self._healthy.clear()
-            self._requeue_inflight()
+            self._outbox.requeue_inflight()
             if self._closing:
                 return
             if not self._settled.is_set() and attempt + 1 >= max(
                 1, len(self._config.rpc_server_addrs)
             ):
+                reason = self._last_failure or proc.stderr_tail() or "no output"
                 self._start_error = BridgeStartError(
                     f"NKN bridge did not connect via {rpc or 'the default seed'}"
-                    f" (exit {proc.returncode}): {proc.stderr_tail() or 'no output'}"
+                    f" (exit {proc.returncode}): {reason}"
                 )
                 self._settled.set()
                 return
@@ -217,8 +204,7 @@ class NknTransport:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            proc.kill()
-            self.bridge_exit_code = await proc.wait()
+            self.bridge_exit_code = await proc.reap(self._config.close_timeout_s)
         return ready.is_set()
 
     async def _ready_watchdog(self, proc: BridgeProcess, ready: asyncio.Event) -> None:
@@ -233,8 +219,7 @@ class NknTransport:
             case Message(src, data):
                 self._incoming.put_nowait(Incoming(src, data))
             case Sent(msg_id):
-                self._inflight.pop(msg_id, None)
-                self._check_drained()
+                self._outbox.confirm(msg_id)
             case SendError(msg_id, error, permanent):
                 self._on_send_error(msg_id, error, permanent)
             case ProbeEcho(nonce):
@@ -244,6 +229,8 @@ class NknTransport:
             case Ready(addr, connect_ms):
                 self._on_ready(addr, connect_ms, ready)
             case BridgeFailure(error, fatal):
+                if fatal:
+                    self._last_failure = error
                 log.log(logging.ERROR if fatal else logging.WARNING, "NKN bridge: %s", error)
 
     def _on_ready(self, addr: str, connect_ms: int, ready: asyncio.Event) -> None:
@@ -256,39 +243,22 @@ class NknTransport:
         self._settled.set()
 
     def _on_send_error(self, msg_id: int, error: str, permanent: bool) -> None:
-        item = self._inflight.pop(msg_id, None)
+        item = self._outbox.failed(msg_id)
         if item is None:
             return
-        item.attempts += 1
         if permanent or item.attempts >= MAX_SEND_ATTEMPTS:
             log.error("dropped DM to %s after %d tries: %s", item.dest, item.attempts, error)
-            self._check_drained()
             return
         # Likely no subclient is connected: hold sending until a probe proves the path again.
         log.warning("DM to %s failed (%s); retrying after a probe", item.dest, error)
-        self._outbox.appendleft(item)
+        self._outbox.retry_first(item)
         self._healthy.clear()
         self._probe_now.set()
-
-    def _requeue_inflight(self) -> None:
-        for msg_id in sorted(self._inflight, reverse=True):
-            self._outbox.appendleft(self._inflight.pop(msg_id))
-        if self._outbox:
-            self._wake.set()
-
-    def _check_drained(self) -> None:
-        if not self._outbox and not self._inflight:
-            self._drained.set()
 
     async def _writer(self, proc: BridgeProcess) -> None:
         while True:
             await self._healthy.wait()
-            if not self._outbox:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            item = self._outbox.popleft()
-            self._inflight[item.id] = item
+            item = await self._outbox.take()
             if not await proc.write(SendCommand(item.id, item.dest, item.payload).encode()):
                 return  # the process is gone; _run requeues what is in flight
 

@@ -15,9 +15,8 @@ import logging
 import os
 import ssl
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 from cryptography.exceptions import InvalidSignature
@@ -32,82 +31,17 @@ from relay.localnode.codec import (
 )
 from relay.localnode.config import LocalNodeConfig
 from relay.localnode.errors import CodecError
+from relay.localnode.rpc import (
+    CORS_HEADERS,
+    INVALID_METHOD,
+    INVALID_PARAMS,
+    INVALID_SIGNATURE,
+    SUCCESS,
+    handle_rpc,
+)
+from relay.localnode.state import STATE, Held, NodeState
 
 log = logging.getLogger(__name__)
-
-# Node error codes the SDK understands (nkn api/common/errcode).
-SUCCESS = 0
-INVALID_METHOD = 42001
-INVALID_PARAMS = 42002
-INVALID_SIGNATURE = 42003
-
-
-@dataclass
-class _Held:
-    expires: float
-    src: str
-    payload: bytes
-
-
-@dataclass
-class NodeState:
-    """Who is connected and what was routed; lives on the app, never at module level."""
-
-    config: LocalNodeConfig
-    pubkey: str = field(default_factory=lambda: os.urandom(32).hex())
-    node_id: str = field(default_factory=lambda: os.urandom(32).hex())
-    clients: dict[str, set[web.WebSocketResponse]] = field(default_factory=lambda: defaultdict(set))
-    held: dict[str, deque[_Held]] = field(default_factory=lambda: defaultdict(deque))
-    delivered: int = 0
-    dropped: int = 0
-
-    def node_info(self, host: str) -> dict[str, str]:
-        """The `getwsaddr` result; `addr` is where the client reached us (so TLS names match)."""
-        # rpcAddr "" keeps the SDK from a second `getnodestate` round trip (spec §1.1).
-        return {"addr": host, "rpcAddr": "", "pubkey": self.pubkey, "id": self.node_id, "sdp": ""}
-
-    def held_count(self) -> int:
-        """Messages waiting for an offline address."""
-        return sum(len(q) for q in self.held.values())
-
-    def snapshot(self) -> dict[str, object]:
-        """JSON for `GET /_localnode/state` (tests wait on it)."""
-        return {
-            "local_test_network": True,
-            "clients": sorted(a for a, s in self.clients.items() if s),
-            "held": self.held_count(),
-            "delivered": self.delivered,
-            "dropped": self.dropped,
-        }
-
-
-STATE = web.AppKey("state", NodeState)
-
-
-def _error(code: int, message: str, req_id: object) -> dict[str, object]:
-    return {"jsonrpc": "2.0", "id": req_id, "error": {"code": code, "message": message}}
-
-
-async def _rpc(request: web.Request) -> web.Response:
-    state: NodeState = request.app[STATE]
-    try:
-        body = await request.json(loads=json.loads)
-        method = body["method"]
-    except (ValueError, KeyError, TypeError):
-        return web.json_response(_error(-32700, "parse error: expected a JSON-RPC object", None))
-    req_id = body.get("id")
-    if method in ("getwsaddr", "getwssaddr"):
-        result: object = state.node_info(request.host)
-    elif method == "getnodestate":
-        result = {"syncState": "PERSIST_FINISHED", "height": 0, "id": state.node_id}
-    elif method == "getlatestblockhash":
-        result = {"hash": "00" * 32, "height": 0}
-    elif method == "getregistrant":
-        result = {"registrant": "", "expiresAt": 0}
-    else:
-        # The SDK stops retrying at once on 42001 (spec §1.1).
-        return web.json_response(_error(INVALID_METHOD, f"{INVALID_METHOD} invalid method", req_id))
-    return web.json_response({"jsonrpc": "2.0", "id": req_id, "result": result})
 
 
 def _valid_addr(addr: object) -> bool:
@@ -161,8 +95,9 @@ async def _deliver(state: NodeState, dest: str, src: str, payload: bytes, holdin
     sockets = list(state.clients.get(dest, ()))
     if not sockets:
         # Like the real node: drop for offline peers unless the sender asked us to hold it.
+        state.purge_expired()
         if holding_s > 0 and state.held_count() < state.config.max_held:
-            state.held[dest].append(_Held(time.monotonic() + holding_s, src, payload))
+            state.held[dest].append(Held(time.monotonic() + holding_s, src, payload))
         else:
             state.dropped += 1
             log.debug("dropped message for offline %s", dest)
@@ -210,14 +145,24 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
             if msg.type == WSMsgType.BINARY:
                 await _route(state, addr, msg.data)
             elif msg.type == WSMsgType.TEXT:
-                addr = await _text(state, ws, msg.data, challenge, request.host) or addr
+                new_addr = await _text(state, ws, msg.data, challenge, request.host)
+                if new_addr is not None and addr not in (None, new_addr):
+                    _unregister(state, ws, addr)  # a second setClient moves the socket
+                addr = new_addr or addr
     finally:
         if addr is not None:
-            state.clients[addr].discard(ws)
-            if not state.clients[addr]:
-                del state.clients[addr]
-            log.info("client left: %s", addr)
+            _unregister(state, ws, addr)
     return ws
+
+
+def _unregister(state: NodeState, ws: web.WebSocketResponse, addr: str | None) -> None:
+    sockets = state.clients.get(addr or "")
+    if sockets is None:
+        return
+    sockets.discard(ws)
+    if not sockets:
+        del state.clients[addr or ""]
+    log.info("client left: %s", addr)
 
 
 async def _text(
@@ -237,8 +182,10 @@ async def _text(
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers=CORS_HEADERS)
     if request.method == "POST":
-        return await _rpc(request)
+        return await handle_rpc(request)
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return await _websocket(request)
     if request.path == "/_localnode/state":

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 
-from relay.bridge import BridgeConfig
+from relay.bridge import BridgeConfig, NknTransport
 from relay.localnode.testing import LocalNode
+from relay.transport import Incoming, Transport
 
 
 @pytest.fixture
@@ -33,3 +36,27 @@ def make_config(node: LocalNode, **overrides: object) -> BridgeConfig:
     }
     fields.update(overrides)
     return BridgeConfig(**fields)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running(config: BridgeConfig) -> AsyncIterator[NknTransport]:
+    transport = NknTransport(config)
+    await transport.start()
+    try:
+        yield transport
+    finally:
+        await transport.close()
+
+
+async def receive(transport: Transport, count: int, timeout: float = 15.0) -> list[Incoming]:
+    """Collect `count` DMs, failing at the deadline instead of hanging."""
+    got: list[Incoming] = []
+
+    async def collect() -> None:
+        async for item in transport.incoming():
+            got.append(item)
+            if len(got) == count:
+                return
+
+    await asyncio.wait_for(collect(), timeout)
+    return got

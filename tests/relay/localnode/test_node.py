@@ -45,14 +45,16 @@ class RawClient:
 
     def __init__(self, ws: ClientConnection, identifier: str = "t") -> None:
         self.ws = ws
+        self.challenge = b""
         self.key = Ed25519PrivateKey.generate()
         pubkey = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
         self.addr = f"{identifier}.{pubkey}"
 
     async def register(self, signature: str | None = None) -> dict[str, Any]:
-        challenge = json.loads(await self.ws.recv())
+        if not self.challenge:
+            self.challenge = bytes.fromhex(json.loads(await self.ws.recv())["Challenge"])
         salt = os.urandom(32)
-        digest = hashlib.sha256(bytes.fromhex(challenge["Challenge"]) + salt).digest()
+        digest = hashlib.sha256(self.challenge + salt).digest()
         msg = {
             "Action": "setClient",
             "Addr": self.addr,
@@ -174,3 +176,32 @@ async def test_garbage_frames_are_dropped_without_harm(local_node: LocalNode) ->
     assert error["Error"] != 0
     assert got.payload == b"still works"
     assert local_node.state()["dropped"] == before + 1
+
+
+def test_browser_pages_may_call_the_rpc_cross_origin(local_node: LocalNode) -> None:
+    origin = {"Origin": "https://127.0.0.1:8443"}
+    preflight = httpx.options(
+        local_node.url,
+        headers={**origin, "Access-Control-Request-Method": "POST"},
+        timeout=5,
+    )
+    call = httpx.post(local_node.url, json={"method": "getwssaddr"}, headers=origin, timeout=5)
+    assert preflight.status_code == 204
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert preflight.headers["access-control-allow-headers"] == "Content-Type"
+    assert call.headers["access-control-allow-origin"] == "*"
+    assert "addr" in call.json()["result"]
+
+
+async def test_second_set_client_moves_the_socket_to_the_new_address(
+    local_node: LocalNode,
+) -> None:
+    async with raw_client(local_node) as client:
+        await client.register()
+        old_addr = client.addr
+        client.addr = f"renamed.{old_addr.rsplit('.', 1)[1]}"
+        reply = await client.register()
+        clients = local_node.state()["clients"]
+    assert reply["Error"] == 0
+    assert client.addr in clients
+    assert old_addr not in clients

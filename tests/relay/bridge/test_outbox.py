@@ -1,0 +1,66 @@
+"""The outbox keeps DMs, in order, until a bridge confirms them; bounded."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from relay.bridge import QueueFullError
+from relay.bridge.outbox import Outbox
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_full_outbox_refuses_counting_in_flight() -> None:
+    outbox = Outbox(limit=2)
+    outbox.put("d", "one")
+    await outbox.take()  # in flight still counts: it is not confirmed yet
+    outbox.put("d", "two")
+    with pytest.raises(QueueFullError, match="2 DMs already wait"):
+        outbox.put("d", "three")
+
+
+async def test_dead_bridge_requeues_in_flight_first_in_order() -> None:
+    outbox = Outbox(limit=10)
+    for text in ("a", "b", "c", "d"):
+        outbox.put("dest", text)
+    a, b = await outbox.take(), await outbox.take()
+    outbox.confirm(a.id)
+    await outbox.take()  # c in flight
+    outbox.requeue_inflight()
+    order = [(await outbox.take()).payload for _ in range(3)]
+    assert order == ["b", "c", "d"]
+    assert b.attempts == 0
+
+
+async def test_failed_dm_counts_tries_and_goes_back_to_the_front() -> None:
+    outbox = Outbox(limit=10)
+    outbox.put("dest", "x")
+    outbox.put("dest", "y")
+    x = await outbox.take()
+    failed = outbox.failed(x.id)
+    assert failed is x and x.attempts == 1
+    outbox.retry_first(x)
+    assert (await outbox.take()).payload == "x"
+
+
+async def test_drained_only_after_every_dm_is_confirmed() -> None:
+    outbox = Outbox(limit=10)
+    outbox.put("dest", "x")
+    waiter = asyncio.create_task(outbox.wait_drained())
+    item = await outbox.take()
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    outbox.confirm(item.id)
+    await asyncio.wait_for(waiter, 1)
+    assert len(outbox) == 0
+
+
+async def test_take_waits_for_a_put() -> None:
+    outbox = Outbox(limit=10)
+    taker = asyncio.create_task(outbox.take())
+    await asyncio.sleep(0)
+    assert not taker.done()
+    outbox.put("dest", "late")
+    assert (await asyncio.wait_for(taker, 1)).payload == "late"
