@@ -84,8 +84,21 @@ class LineSplitter:
 class Batcher:
     """Numbers lines and packs them into `ResponseLines` frames that never exceed `max_dm_b`."""
 
-    def __init__(self, request_id: Id, *, max_lines: int, max_delay_s: float, max_dm_b: int):
-        """Flush at `max_lines` lines or `max_delay_s` after the first pending line."""
+    def __init__(
+        self,
+        request_id: Id,
+        *,
+        max_lines: int,
+        max_delay_s: float,
+        max_dm_b: int,
+        first_line_alone: bool = True,
+    ) -> None:
+        """Flush at `max_lines` lines or `max_delay_s` after the first pending line.
+
+        With `first_line_alone`, line 1 goes out at once: batching then adds nothing to the
+        time to first token, and saves DMs only where lines come fast.
+        """
+        self._first_line_alone = first_line_alone
         self._id = request_id
         self._max_lines = max_lines
         self._max_delay_s = max_delay_s
@@ -117,7 +130,8 @@ class Batcher:
             size += 1  # the comma between entries
         self._pending.append(entry)
         self._pending_b += size
-        if len(self._pending) >= self._max_lines or self.due(now):
+        first = self._first_line_alone and entry.seq == 1
+        if first or len(self._pending) >= self._max_lines or self.due(now):
             out.append(self._take())
         return out
 

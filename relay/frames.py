@@ -214,9 +214,10 @@ def decode(payload: str, *, max_bytes: int = MAX_INBOUND_B) -> Frame:
     if raw_id is not None and rid is None:
         raise FrameError("'id' must be a string (1-256 chars) or an integer")
     try:
-        return parser(obj, rid)
+        frame: Frame = parser(obj, rid)
     except FrameError as exc:
         raise FrameError(exc.reason, rid) from None
+    return frame
 
 
 def _valid_id(value: object) -> bool:

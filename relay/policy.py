@@ -101,7 +101,7 @@ class Policy:
 
 def join_path(base: httpx.URL, path: str) -> httpx.URL:
     """Append a peer's `path` (with optional query) to `base`, refusing anything that escapes."""
-    if any(ord(ch) < 0x20 or ch in "\\\x7f" for ch in path):
+    if any(ord(ch) < 0x20 or ch in "\\\x7f" or 0xD800 <= ord(ch) < 0xE000 for ch in path):
         raise bad_request("path contains control characters or backslashes")
     if _SCHEME.match(path) or path.startswith("//"):
         raise bad_request("path must be a path, not a URL")
@@ -158,7 +158,7 @@ def _check_segments(path: str) -> list[str]:
 def _parse_url(raw: str) -> httpx.URL:
     try:
         url = httpx.URL(raw)
-    except (httpx.InvalidURL, TypeError) as exc:
+    except (httpx.InvalidURL, TypeError, UnicodeError) as exc:
         raise bad_request("invalid url") from exc
     if url.scheme not in {"http", "https"} or not url.host:
         raise bad_request("url must be http(s) with a host")

@@ -96,7 +96,11 @@ class RelayServer:
                 }
             async with asyncio.TaskGroup() as group:
                 async for message in self._transport.incoming():
-                    self._dispatch(message, group)
+                    try:
+                        self._dispatch(message, group)
+                    except Exception:
+                        # Per-message boundary: whatever one DM triggers, the relay carries on.
+                        log.exception("DM from %s could not be handled", message.src)
 
     def _dispatch(self, message: Incoming, group: asyncio.TaskGroup) -> None:
         self.dms_received += 1

@@ -179,17 +179,11 @@ class Session:
         if encoded_size(frame) <= self._config.max_dm_b:
             return frame
         # Re-encoded JSON or huge headers can outgrow the DM; fall back to a cut raw body.
-        room = (self._config.max_dm_b - 32_768) * 3 // 4
-        return Response(
-            self.request.id,
-            head.status < 400,
-            head.status,
-            {"content-type": ctype} if ctype else {},
-            None,
-            base64.b64encode(body.data[:room]).decode("ascii"),
-            True,
-            None,
-        )
+        headers = {"content-type": ctype} if ctype else {}
+        bare = Response(self.request.id, frame.ok, head.status, headers, None, "", True, None)
+        room = max(0, (self._config.max_dm_b - encoded_size(bare)) * 3 // 4 - 4)
+        cut = base64.b64encode(body.data[:room]).decode("ascii")
+        return Response(self.request.id, frame.ok, head.status, headers, None, cut, True, None)
 
     async def _run_stream(self) -> None:
         cfg = self._config

@@ -11,6 +11,9 @@ from hypothesis import strategies as st
 from relay.batcher import Batcher, LineSplitter, RawLine, utf8_prefix
 from relay.frames import encoded_size
 
+# Decoded upstream text never holds lone surrogates (bytes are decoded with "replace").
+TEXT_CHARS = st.characters(blacklist_categories=("Cs",))
+LINE_CHARS = st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",))
 TEXT = '{"response":"héllo wörld 🦙 ✓"}\n{"response":"二"}\r\n\n{"done":true}'
 
 
@@ -36,7 +39,10 @@ def test_lines_survive_every_chunk_boundary_including_inside_characters() -> Non
 
 @settings(max_examples=150, deadline=None)
 @given(
-    st.lists(st.text(alphabet=st.characters(blacklist_characters="\n\r"), min_size=1), max_size=8),
+    st.lists(
+        st.text(alphabet=LINE_CHARS, min_size=1),
+        max_size=8,
+    ),
     st.lists(st.integers(0, 400), max_size=10),
 )
 def test_any_chunking_gives_the_same_lines(lines: list[str], cuts: list[int]) -> None:
@@ -67,7 +73,15 @@ def test_utf8_prefix_never_splits_a_character() -> None:
 
 def _batcher(**kw: object) -> Batcher:
     options = {"max_lines": 24, "max_delay_s": 0.08, "max_dm_b": 3_500_000} | kw
+    options.setdefault("first_line_alone", False)
     return Batcher("id", **options)  # type: ignore[arg-type]
+
+
+def test_the_first_line_goes_out_alone_so_batching_adds_nothing_to_ttft() -> None:
+    batcher = _batcher(first_line_alone=True)
+    frames = [f for i in range(30) for f in batcher.add(RawLine(str(i)), ts_ms=0, now=0.0)]
+    assert [[e.seq for e in f.lines][:1] for f in frames] == [[1], [2]]
+    assert [len(f.lines) for f in frames] == [1, 24]
 
 
 def test_flushes_at_24_lines() -> None:
@@ -96,7 +110,10 @@ def test_batching_off_sends_one_line_per_dm() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.text(max_size=3000), min_size=1, max_size=12), st.integers(4096, 9000))
+@given(
+    st.lists(st.text(alphabet=TEXT_CHARS, max_size=3000), min_size=1, max_size=12),
+    st.integers(4096, 9000),
+)
 def test_no_dm_ever_exceeds_the_limit_and_seqs_are_consecutive(texts: list[str], limit: int):
     batcher = _batcher(max_dm_b=limit)
     frames = [f for t in texts for f in batcher.add(RawLine(t), ts_ms=1, now=0.0)]

@@ -68,8 +68,9 @@ async def test_a_lost_frame_is_reported_as_a_gap_not_success() -> None:
             with pytest.raises(StreamGapError) as caught:
                 async with h.client.stream(path="/stream?n=29", json={}) as s:
                     await s.lines()
-    assert caught.value.missing == tuple(range(11, 21)) and caught.value.last_seq == 30
-    assert s.result.lines == 10
+    # Batches: [1] (line 1 goes alone), [2..11] (lost), [12..21], [22..30].
+    assert caught.value.missing == tuple(range(2, 12)) and caught.value.last_seq == 30
+    assert s.result.lines == 1
 
 
 async def test_stopping_early_sends_relay_cancel() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import httpx
@@ -120,15 +121,15 @@ async def test_long_line_is_cut_at_the_cap_and_reported_truncated() -> None:
 
 async def test_ping_pong_and_info() -> None:
     async with running_relay(config_for("http://upstream", workers=3)) as h:
-        pong, rtt_s = await h.client.ping()
-        info = await h.client.info()
         await h.send_raw('{"event":"relay.ping"}')  # the seed's ping has no id
         await h.peer.send(h.relay.address, "")  # and a malformed one in between
-        pings = [f for f in h.frames_to_peer() if f["event"] == "relay.pong"]
+        pong, rtt_s = await h.client.ping()  # answered after the two above: DMs are in order
+        info = await h.client.info()
+        pongs = [f for f in h.frames_to_peer() if f["event"] == "relay.pong"]
     assert pong.addr == h.relay.address and pong.ts > 0 and rtt_s >= 0
     assert info.services == ("ollama",) and info.workers == 3
     assert info.verify_default is True and info.max_body_b == 2_097_152
-    assert set(pings[0]) == {"event", "ts", "addr", "id"}
+    assert [set(p) for p in pongs] == [{"event", "ts", "addr"}, {"event", "ts", "addr", "id"}]
 
 
 async def test_cancel_closes_upstream_and_ends_stream_cancelled() -> None:
@@ -318,3 +319,39 @@ async def test_reply_frames_sent_to_the_relay_are_never_answered() -> None:
         await h.client.ping()
         frames = h.frames_to_peer()
     assert [f["event"] for f in frames] == ["relay.pong"]
+
+
+async def test_a_response_that_would_outgrow_one_dm_is_cut_to_fit() -> None:
+    escaped = json.dumps({"s": '"\\' * 3000})  # re-encoding keeps every escape
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "application/json"}
+        return httpx.Response(200, content=escaped.encode(), headers=headers)
+
+    config = dataclasses.replace(config_for("http://upstream"), max_dm_b=8000, max_body_b=20_000)
+    async with running_relay(config, handler=handler) as h:
+        response = await h.client.request(path="/big")
+        sizes = [len(dm.payload.encode()) for dm in h.network.sent_by(h.relay.address)]
+    assert response.truncated and response.json is None and max(sizes) <= 8000
+    assert escaped.encode().startswith(base64.b64decode(response.body_b64 or ""))
+
+
+@pytest.mark.parametrize(
+    "req",
+    [
+        '{"service":"ollama","path":"/\\ud800"}',
+        '{"service":"ollama","headers":{"X-A":"\\ud800"}}',
+        '{"url":"http://\\ud800/"}',
+        '{"service":"ollama","json":{"a":"\\ud800"},"method":"POST"}',
+    ],
+    ids=["path", "header", "url", "json"],
+)
+async def test_lone_surrogates_anywhere_never_stop_the_relay(req: str) -> None:
+    config = config_for("http://upstream", allow_urls=("http://example.com/",))
+    async with running_relay(config, handler=_binary) as h:
+        await h.send_raw('{"event":"relay.http","id":"s1","req":' + req + "}")
+        pong, _ = await h.client.ping()
+        await _wait_frame(h, "relay.response")
+        replies = [f for f in h.frames_to_peer() if f.get("id") == "s1"]
+    assert pong.addr == h.relay.address
+    assert len(replies) == 1 and replies[0]["event"] == "relay.response"
