@@ -137,6 +137,9 @@ async def _forward_rpc(request: Request, config: SiteConfig, client: httpx.Async
     """Pass one of nkn-sdk's seed RPC calls to the configured node and return its answer."""
     if config.nkn_rpc is None:
         return _rpc_error(404, "no NKN seed RPC configured (--nkn-rpc)")
+    # Only JSON: a cross-site form or text/plain POST (no CORS preflight) is refused outright.
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return _rpc_error(415, "expected Content-Type: application/json")
     body = await request.body()
     if len(body) > NKN_RPC_MAX_BODY:
         return _rpc_error(413, f"RPC body over {NKN_RPC_MAX_BODY} bytes")

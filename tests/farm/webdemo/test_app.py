@@ -112,3 +112,9 @@ async def test_seed_rpc_forwarding_reports_an_unreachable_node(client: httpx.Asy
     response = await client.post("/nkn-rpc", json=call)
     assert response.status_code == 502
     assert "NKN seed RPC unreachable" in response.json()["error"]["message"]
+
+
+async def test_seed_rpc_forwarder_refuses_non_json_posts(client: httpx.AsyncClient) -> None:
+    body = '{"method": "getwsaddr"}'
+    response = await client.post("/nkn-rpc", content=body, headers={"content-type": "text/plain"})
+    assert response.status_code == 415
