@@ -17,6 +17,7 @@ const ui = {
   refresh: $("refresh-models"), preset: $("preset"), prompt: $("prompt"), streams: $("streams"),
   maxTokens: $("max-tokens"), start: $("start"), stop: $("stop"), message: $("message"),
   panes: $("panes"), target: $("target"), nknStatus: $("nkn-status"),
+  pathSet: document.querySelector("fieldset.path"),
 };
 
 const page = { config: null, relay: null, knownModels: null, modelsError: "not listed yet", run: null };
@@ -138,6 +139,7 @@ function startRun(inputs) {
     ui.panes.append(pane.root);
   }
   page.chart.reset();
+  ui.pathSet.disabled = true; // a run keeps the path it started on
   ui.start.disabled = true;
   ui.stop.disabled = false;
   showMessage(`Running ${inputs.streams} stream(s) ${run.path === "nkn" ? "over NKN" : "directly"}…`, "info");
@@ -227,6 +229,7 @@ function finishRun(run) {
   sampleRate(run);
   render(run);
   if (page.run !== run) return;
+  ui.pathSet.disabled = false;
   ui.start.disabled = false;
   ui.stop.disabled = true;
   const errors = run.records.filter((r) => r.state === State.ERROR).length;
