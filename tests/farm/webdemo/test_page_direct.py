@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,8 @@ def test_three_direct_streams_show_text_ttft_and_aggregate_rate(
         assert pane["ttft_ms"] is not None and "TTFT" in pane["stats"], pane
         assert "12 tok" in pane["stats"], pane
     assert summary_rate(page) > 0
+    for cell in ("#sum-ttft-p50", "#sum-ttft-max"):
+        assert re.fullmatch(r"\d+ ms|\d+\.\d\d s", page.locator(cell).inner_text()), cell
     assert page.locator("#sum-done").inner_text() == "3 / 3"
     assert page.locator("#sum-errors").inner_text() == "0"
     expect(page.locator("#message")).to_contain_text("3 done, 0 error(s)")
