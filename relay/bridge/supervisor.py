@@ -46,6 +46,13 @@ MAX_PAYLOAD_BYTES = 3_990_000
 MAX_SEND_ATTEMPTS = 5
 
 
+def restart_delay_s(failures: int, min_s: float, max_s: float) -> float:
+    """Back-off before the next bridge start: `min_s` after a bridge that had connected (or
+    after the first failure), doubling with each further start that never connected, capped."""
+    # The exponent is capped: 2**1100 no longer fits a float (a node down for hours).
+    return float(min(max_s, min_s * 2 ** min(max(0, failures - 1), 32)))
+
+
 class NknTransport:
     """Sends and receives NKN DMs for one identity through `bridge.js` (implements Transport)."""
 
@@ -176,9 +183,8 @@ class NknTransport:
                 self._settled.set()
                 return
             failures = 0 if became_ready else failures + 1
-            delay = min(
-                self._config.restart_backoff_max_s,
-                self._config.restart_backoff_min_s * 2 ** max(0, failures - 1),
+            delay = restart_delay_s(
+                failures, self._config.restart_backoff_min_s, self._config.restart_backoff_max_s
             )
             log.warning(
                 "NKN bridge exited (code %s: %s); restarting in %.1f s",
@@ -236,6 +242,8 @@ class NknTransport:
     def _on_ready(self, addr: str, connect_ms: int, ready: asyncio.Event) -> None:
         if self._address is not None and addr != self._address:
             log.error("NKN bridge came back as %s, expected %s", addr, self._address)
+        elif self._address is not None:
+            log.info("NKN bridge back after a restart: %s (%d ms)", addr, connect_ms)
         self._address = addr
         self.connect_s = connect_ms / 1000
         ready.set()

@@ -13,7 +13,7 @@ import pytest
 from relay.bridge import BridgeError, MessageTooLargeError, NknTransport
 from relay.localnode.testing import LocalNode
 from relay.transport import Incoming
-from tests.relay.bridge.conftest import make_config, receive, running
+from tests.relay.bridge.support import make_config, receive, running
 
 pytestmark = pytest.mark.anyio
 

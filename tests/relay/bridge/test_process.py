@@ -10,7 +10,7 @@ import pytest
 from relay.bridge.process import BridgeProcess
 from relay.bridge.protocol import BridgeFailure, Closed, Event, ProbeCommand, ProbeEcho, Ready
 from relay.localnode.testing import LocalNode
-from tests.relay.bridge.conftest import make_config
+from tests.relay.bridge.support import make_config
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from relay.bridge import (
 from relay.bridge.config import BRIDGE_DIR
 from relay.localnode.testing import LocalNode
 from relay.transport import Incoming
-from tests.relay.bridge.conftest import make_config, receive, running
+from tests.relay.bridge.support import make_config, receive, running
 
 pytestmark = pytest.mark.anyio
 
