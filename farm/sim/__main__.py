@@ -12,7 +12,7 @@ from dataclasses import replace
 import uvicorn
 
 from farm.sim.app import create_app
-from farm.sim.config import SimConfig
+from farm.sim.config import SimConfig, parse_token_range
 from farm.sim.durations import keep_alive_from_env
 from farm.sim.errors import ConfigError
 
@@ -33,6 +33,7 @@ _FLAGS: tuple[tuple[str, Callable[[str], object], str], ...] = (
     ("fail-after-tokens", int, "fault: fail every stream with an error line after N tokens"),
     ("stall-after-tokens", int, "fault: stop producing tokens after N (until disconnect)"),
     ("pull-ms", float, "simulated download time of one pull, ms"),
+    ("response-tokens", parse_token_range, "answer length N or LOW:HIGH (default 24:96)"),
     ("models-dir", str, "model store directory (default: a fresh temporary directory)"),
 )
 _RENAMED = {"keep-alive": "keep_alive_s"}

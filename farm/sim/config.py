@@ -45,7 +45,8 @@ class SimConfig:
     Timing model: a model load takes `load_ms`; prompt evaluation takes
     `prefill_ms_per_token` per prompt token; each decode step takes
     `decode_ms * (1 + batch_slowdown * (active_slots - 1))`, each multiplied by a factor drawn
-    uniformly from [1 - jitter, 1 + jitter] with a generator seeded by `seed`.
+    uniformly from [1 - jitter, 1 + jitter] with a generator seeded by `seed`. An answer
+    ends by itself ("EOS") after a number of tokens drawn from `response_tokens`.
     """
 
     host: str = "127.0.0.1"
@@ -65,6 +66,7 @@ class SimConfig:
     fail_after_tokens: int | None = None
     stall_after_tokens: int | None = None
     pull_ms: float = 400.0
+    response_tokens: tuple[int, int] = (24, 96)
     empty_store: bool = False
     models_dir: str | None = None
     version: str = OLLAMA_VERSION
@@ -82,6 +84,7 @@ class SimConfig:
             ("batch_slowdown", self.batch_slowdown >= 0),
             ("jitter", 0 <= self.jitter < 1),
             ("pull_ms", self.pull_ms >= 0),
+            ("response_tokens", 1 <= self.response_tokens[0] <= self.response_tokens[1]),
             ("keep_alive_s", self.keep_alive_s >= 0 or math.isinf(self.keep_alive_s)),
             ("fail_after_tokens", self.fail_after_tokens is None or self.fail_after_tokens >= 0),
             ("stall_after_tokens", self.stall_after_tokens is None or self.stall_after_tokens >= 0),
@@ -108,6 +111,7 @@ class SimConfig:
             "FARM_SIM_BATCH_SLOWDOWN": ("batch_slowdown", float),
             "FARM_SIM_JITTER": ("jitter", float),
             "FARM_SIM_SEED": ("seed", int),
+            "FARM_SIM_RESPONSE_TOKENS": ("response_tokens", parse_token_range),
             "FARM_SIM_MODELS": ("models_dir", str),
         }
         for var, (field, parse) in readers.items():
@@ -134,6 +138,12 @@ class SimConfig:
     def field_names(cls) -> frozenset[str]:
         """The names of all settings (used by the CLI and the test server)."""
         return frozenset(f.name for f in fields(cls))
+
+
+def parse_token_range(text: str) -> tuple[int, int]:
+    """`N` or `LOW:HIGH`: how many tokens an answer has when `num_predict` does not cut it."""
+    low, _, high = text.partition(":")
+    return int(low), int(high or low)
 
 
 def _split_origins(raw: str) -> tuple[str, ...]:

@@ -71,7 +71,7 @@ def keep_alive_from_json(value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise BadRequest("json: cannot unmarshal bool into Go value of type api.Duration")
+        raise BadRequest("Unsupported type: 'bool'")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
@@ -80,8 +80,9 @@ def keep_alive_from_json(value: object) -> float | None:
         except ValueError as exc:
             raise BadRequest(str(exc)) from exc
     else:
-        kind = "array" if isinstance(value, list) else "object"
-        raise BadRequest(f"json: cannot unmarshal {kind} into Go value of type api.Duration")
+        # api.Duration's own decoder reports the Go type of the value it got.
+        kind = "[]interface {}" if isinstance(value, list) else "map[string]interface {}"
+        raise BadRequest(f"Unsupported type: '{kind}'")
     return FOREVER if seconds < 0 else seconds
 
 

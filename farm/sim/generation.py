@@ -91,7 +91,8 @@ class Generation:
         if self._gone.is_set():
             raise ClientGone()
         seed = self._config.seed if self._sampling.seed is None else self._sampling.seed
-        natural = natural_length(seed, self._key)
+        low, high = self._config.response_tokens
+        natural = natural_length(seed, self._key, low, high)
         limit = self._sampling.num_predict
         stops = self._sampling.stop
         source = text_stream(seed, self._key)

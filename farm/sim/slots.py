@@ -39,8 +39,9 @@ class Slots:
             await fut
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
-                self.release()
-            else:
+                self.release()  # granted just before the cancel landed: pass it on
+            elif fut in self._waiters:
+                # release() may already have dropped this cancelled waiter from the line.
                 self._waiters.remove(fut)
             raise
 

@@ -8,7 +8,7 @@ assistant header the template opens. `/v1` requests are counted after conversion
 Output text: a stream of English-looking words drawn by `random.Random` seeded with the
 request's `seed` option (or the server seed) and the prompt, so the same seed and prompt
 always give the same text. Without `num_predict` the text ends ("EOS") after a length drawn
-from the same generator.
+from the configured range (`--response-tokens`, default 24:96) by the same generator.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ _WORDS = (
     "proxy forwards each line as soon as it arrives from the backend without buffering it "
     "because latency matters more than throughput for people reading text as it appears"
 ).split()
-MIN_NATURAL_TOKENS = 24
-MAX_NATURAL_TOKENS = 96
 
 
 def count_tokens(text: str) -> int:
@@ -70,10 +68,10 @@ def text_stream(seed: int, prompt: str) -> Iterator[str]:
             yield ","
 
 
-def natural_length(seed: int, prompt: str) -> int:
-    """How many tokens the model "wants" to produce before EOS for this seed and prompt."""
+def natural_length(seed: int, prompt: str, low: int, high: int) -> int:
+    """How many tokens (in [low, high]) the model "wants" to produce before EOS."""
     rng = random.Random(f"eos\x00{seed}\x00{prompt}")
-    return rng.randint(MIN_NATURAL_TOKENS, MAX_NATURAL_TOKENS)
+    return rng.randint(low, high)
 
 
 def thinking_length(seed: int, prompt: str) -> int:

@@ -162,3 +162,39 @@ def test_client_leaving_during_its_load_aborts_the_load() -> None:
 def _ps(http: httpx.Client) -> list[Any]:
     models: list[Any] = http.get("/api/ps").json()["models"]
     return models
+
+
+@pytest.mark.anyio
+async def test_leaving_while_queued_or_waiting_for_a_slot_costs_nothing() -> None:
+    with SimServer(num_parallel=1, response_tokens=1000, **{**FAST, "load_ms": 600}) as sim:
+        async with httpx.AsyncClient(base_url=sim.url, trust_env=False, timeout=30) as client:
+            short = httpx.Timeout(30, read=0.2)
+            ready = anyio.Event()
+            done = anyio.Event()
+
+            async def holder() -> None:
+                body = _body("long", 100_000)
+                async with client.stream("POST", "/api/generate", json=body) as response:
+                    lines = response.aiter_lines()
+                    await lines.__anext__()
+                    ready.set()
+                    await done.wait()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(holder)
+                await _poll(client, lambda: _ps_count(client), 1)  # the load has begun
+                # Queued in the scheduler behind a load it did not trigger, then gone:
+                with pytest.raises(httpx.ReadTimeout):
+                    await client.post("/api/generate", json=_body("queued", 2), timeout=short)
+                await ready.wait()
+                # Waiting for the only slot, then gone: abandoned at once.
+                with pytest.raises(httpx.ReadTimeout):
+                    await client.post("/api/generate", json=_body("waiter", 2), timeout=short)
+                state = await anyio.to_thread.run_sync(
+                    lambda: sim.wait_for(lambda s: s["requests"]["cancelled"] == 2)
+                )
+                assert state["scheduler_queue"] == 0
+                assert state["models"][MODEL]["waiting"] == 0
+                assert state["models"][MODEL]["active"] == 1
+                assert state["models"][MODEL]["loads"] == 1
+                done.set()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import select
 import socket
+import struct
 import subprocess
 from typing import Any
 
 import httpx
+import pytest
 
 from farm.sim.testing import SimServer
 
@@ -127,3 +130,28 @@ def test_no_headers_before_first_token_and_stall_fault() -> None:
             assert readable == []  # no status line while no token exists
         state = sim.wait_for(lambda s: s["requests"]["cancelled"] == 1)
         assert state["models"][MODEL]["active"] == 0
+
+
+def test_openai_models_and_embeddings(sim: SimServer) -> None:
+    with httpx.Client(base_url=sim.url, trust_env=False) as http:
+        one = http.get(f"/v1/models/{MODEL}").json()
+        assert (one["id"], one["object"], one["owned_by"]) == (MODEL, "model", "library")
+        body = {"model": MODEL, "input": ["a", "b"], "dimensions": 8}
+        floats = http.post("/v1/embeddings", json=body).json()
+        assert [d["index"] for d in floats["data"]] == [0, 1]
+        assert len(floats["data"][0]["embedding"]) == 8
+        packed = http.post("/v1/embeddings", json={**body, "encoding_format": "base64"}).json()
+        raw = base64.b64decode(packed["data"][0]["embedding"])
+        assert struct.unpack("<8f", raw) == pytest.approx(floats["data"][0]["embedding"], 1e-6)
+        bad = http.post("/v1/embeddings", json={"model": MODEL, "input": []})
+        assert bad.status_code == 400 and bad.json()["error"]["message"] == "invalid input"
+
+
+def test_empty_store_lists_nothing() -> None:
+    with (
+        SimServer(empty_store=True) as sim,
+        httpx.Client(base_url=sim.url, trust_env=False) as http,
+    ):
+        assert http.get("/api/tags").json() == {"models": []}
+        assert http.get("/v1/models").json() == {"object": "list", "data": None}
+        assert http.head("/api/blobs/sha256:nothex").status_code == 400
