@@ -33,6 +33,8 @@ from relay.config import RelayConfig
 from relay.errors import ClientError
 from relay.localnode.testing import LocalNode
 from relay.server import RelayServer
+from relay.testing import MemoryNetwork
+from relay.transport import Transport
 
 SCHEMA_VERSION = 1
 MODEL = "gemma3:4b"
@@ -49,6 +51,7 @@ class NknBenchConfig:
     batch_lines: int = 24
     batch_ms: int = 80
     seed: int = 1
+    network: str = "nkn"  # "memory": the relay engine alone, without the NKN transport
     out_dir: str = "results/nkn_bench"
 
 
@@ -117,9 +120,21 @@ def _bridge(node: LocalNode) -> BridgeConfig:
 
 
 @asynccontextmanager
-async def relay_over_nkn(node: LocalNode, config: RelayConfig) -> AsyncIterator[RelayClient]:
-    """A relay and a peer client, each with its own bridge, on the local node."""
-    relay, peer = NknTransport(_bridge(node)), NknTransport(_bridge(node))
+async def relay_over_nkn(
+    node: LocalNode, config: RelayConfig, network: str = "nkn"
+) -> AsyncIterator[RelayClient]:
+    """A relay and a peer client, each with its own bridge, on the local node.
+
+    With `network="memory"` both sit on an in-memory network instead: what the relay engine
+    costs by itself, to tell it apart from what the NKN path costs.
+    """
+    relay: Transport
+    peer: Transport
+    if network == "memory":
+        memory = MemoryNetwork()
+        relay, peer = memory.transport("relay"), memory.transport("peer")
+    else:
+        relay, peer = NknTransport(_bridge(node)), NknTransport(_bridge(node))
     await asyncio.gather(relay.start(), peer.start())
     task = asyncio.create_task(RelayServer(config, relay).serve())
     try:
@@ -160,7 +175,7 @@ async def run(config: NknBenchConfig, proxy_url: str, node: LocalNode) -> list[R
         async def direct(body: dict[str, Any], n: int, r: int) -> Row:
             return await direct_one(http, proxy_url, body, n, r)
 
-        async with relay_over_nkn(node, on) as client:
+        async with relay_over_nkn(node, on, config.network) as client:
 
             async def via_nkn(body: dict[str, Any], n: int, r: int) -> Row:
                 return await nkn_one(client, body, "on", n, r)
@@ -169,7 +184,7 @@ async def run(config: NknBenchConfig, proxy_url: str, node: LocalNode) -> list[R
             for streams in config.streams:
                 rows += await sweep(config, direct, streams)
                 rows += await sweep(config, via_nkn, streams)
-        async with relay_over_nkn(node, off) as client:
+        async with relay_over_nkn(node, off, config.network) as client:
 
             async def unbatched(body: dict[str, Any], n: int, r: int) -> Row:
                 return await nkn_one(client, body, "off", n, r)
@@ -230,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decode-ms", type=float, default=20.0, help="simulated ms per token")
     parser.add_argument("--batch-lines", type=int, default=24, help="relay batch size, lines")
     parser.add_argument("--batch-ms", type=int, default=80, help="relay batch window, ms")
+    parser.add_argument(
+        "--network", choices=("nkn", "memory"), default="nkn", help="memory: engine cost alone"
+    )
     parser.add_argument("--out-dir", default="results/nkn_bench")
     args = parser.parse_args(argv)
     config = NknBenchConfig(
@@ -238,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         decode_ms=args.decode_ms,
         batch_lines=args.batch_lines,
         batch_ms=args.batch_ms,
+        network=args.network,
         out_dir=args.out_dir,
     )
     most = max(config.streams)
@@ -256,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     document = {
         "schema_version": SCHEMA_VERSION,
         "config": dataclasses.asdict(config),
-        "network": "local NKN test node (loopback), simulator behind the farm proxy",
+        "network": (
+            "local NKN test node (loopback)" if config.network == "nkn" else "in-memory network"
+        )
+        + ", simulator behind the farm proxy",
         **summary,
     }
     (out / "summary.json").write_text(json.dumps(document, indent=2))

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
     try:
-        with contextlib.suppress(KeyboardInterrupt):
+        # Ctrl-C or SIGTERM: serve_over closes the transport, so no bridge process is left.
+        with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
             asyncio.run(_run(config, NknTransport(bridge), debug=args.debug))
     except BridgeError as exc:
         print(f"relay: NKN bridge failed: {exc}", file=sys.stderr)
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 async def _run(config: RelayConfig, transport: Transport, *, debug: bool) -> None:
     view = DmView() if debug else None
     live: Live | None = None
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
     def ready(address: str) -> None:
         nonlocal live

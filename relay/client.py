@@ -4,7 +4,7 @@
 (`request()`) or a `RelayStream` (`stream()`) that yields lines in `seq` order, drops
 duplicates, reports gaps as `StreamGapError`, times every frame's arrival for the bench, honours
 keepalives and a total timeout, and sends `relay.cancel` when the caller stops early.
-Run `python -m relay.client --to ADDR --model M --prompt P` to try a relay from anywhere.
+`python -m relay.client --to ADDR --model M --prompt P` (see `relay.client_cli`) tries a relay.
 """
 
 from __future__ import annotations
@@ -337,64 +337,7 @@ def _spec(req: Mapping[str, Any], *, stream: bool, timeout_s: float) -> HttpSpec
     return HttpSpec(stream=stream, **fields)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m relay.client --to ADDR --model M --prompt P`: stream an answer through a relay."""
-    import argparse
-    import json
-    import os
-    import sys
-
-    from relay.bridge import BridgeConfig, BridgeError, NknTransport, rpc_addrs_from_seed_ws
-
-    parser = argparse.ArgumentParser(prog="python -m relay.client", description=main.__doc__)
-    parser.add_argument("--to", required=True, help="the relay's NKN address")
-    parser.add_argument("--model", required=True, help="model name, e.g. gemma3:4b")
-    parser.add_argument("--prompt", required=True, help="the prompt to send")
-    parser.add_argument("--service", default="ollama", help="relay service (default ollama)")
-    parser.add_argument("--rpc", default="", help="NKN seed RPC URL(s), CSV (e.g. a local node)")
-    parser.add_argument("--seed-hex", default="", help="own NKN seed (default: a fresh one)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="total timeout, seconds")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        bridge = BridgeConfig(
-            seed_hex=args.seed_hex or os.urandom(32).hex(),
-            rpc_server_addrs=rpc_addrs_from_seed_ws(args.rpc, "--rpc"),
-        )
-    except BridgeError as exc:
-        print(f"relay.client: {exc}", file=sys.stderr)
-        return 2
-    body = {"model": args.model, "prompt": args.prompt, "stream": True}
-
-    async def run() -> StreamResult:
-        transport = NknTransport(bridge)
-        await transport.start()
-        try:
-            async with RelayClient(transport, args.to, timeout_s=args.timeout) as client:
-                stream = client.stream(service=args.service, path="/api/generate", json=body)
-                async with stream:
-                    async for line in stream:
-                        chunk = json.loads(line.line)
-                        print(chunk.get("response", ""), end="", flush=True)
-                return stream.result
-        finally:
-            await transport.close()
-
-    try:
-        result = asyncio.run(run())
-    except (BridgeError, RemoteError, ClientTimeout, StreamGapError) as exc:
-        print(f"\nrelay.client: {exc}", file=sys.stderr)
-        return 1
-    first = result.first_line_s
-    end = result.end
-    print()
-    print(
-        f"[{result.lines} lines in {len(result.frames)} DMs, first line after "
-        f"{(first or 0) * 1000:.0f} ms, relay t_ms={end.t_ms if end else '?'}]",
-        file=sys.stderr,
-    )
-    return 0
-
-
 if __name__ == "__main__":
+    from relay.client_cli import main
+
     raise SystemExit(main())

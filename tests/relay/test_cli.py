@@ -87,12 +87,14 @@ def test_relay_cli_prints_address_and_client_cli_streams_the_answer(
         assert client.stdout.strip() == direct.strip() and direct.strip()
         assert "lines in" in client.stderr
     finally:
-        relay.send_signal(signal.SIGINT)
+        relay.send_signal(signal.SIGTERM)
         try:
-            relay.wait(timeout=15)
+            code = relay.wait(timeout=15)
         except subprocess.TimeoutExpired:
             relay.kill()
             relay.wait()
+            raise
+        assert code == 0  # SIGTERM shuts down cleanly, closing the bridge
         if relay.stdout is not None:
             relay.stdout.close()
 
