@@ -269,3 +269,33 @@ def demo(
     """Farm + local NKN relay + benchmark of every path, then tear down (first thing to run)."""
     args = _flag("mode", mode) + _flag("model", model) + _flag("streams", streams)
     _python(c, "bench", ["demo", *args, *_flag("duration", duration)])
+
+
+@task(
+    help={
+        "host": "address to bind (default 127.0.0.1)",
+        "port": "port to bind (default 8443)",
+        "cert": "your TLS certificate (PEM); default: a self-signed one made on first run",
+        "key": "your TLS private key (PEM), with --cert",
+        "proxy_url": "the farm proxy the page streams from (default http://127.0.0.1:8080)",
+        "relay_address": "the relay's NKN address, for the page's NKN path",
+        "nkn_rpc": "NKN seed RPC URL, e.g. a local test node (default: the NKN mainnet)",
+        "model": "model preselected on the page",
+    }
+)
+def site(
+    c: Context,
+    host: str | None = None,
+    port: int | None = None,
+    cert: str | None = None,
+    key: str | None = None,
+    proxy_url: str | None = None,
+    relay_address: str | None = None,
+    nkn_rpc: str | None = None,
+    model: str | None = None,
+) -> None:
+    """Serve the HTTPS demo page (prints its URL, default https://127.0.0.1:8443/)."""
+    args = _flag("host", host) + _flag("port", port) + _flag("cert", cert) + _flag("key", key)
+    args += _flag("proxy-url", proxy_url) + _flag("relay-address", relay_address)
+    args += _flag("nkn-rpc", nkn_rpc) + _flag("model", model)
+    _python(c, "farm.webdemo", args)

@@ -1,0 +1,5 @@
+"""The demo site's HTTPS server: serves the page in the top-level `site/` folder.
+
+`site` is a standard-library module name, so the page's Python logic lives here, in an
+importable package, and `site/` holds only the page and its assets (see the README).
+"""

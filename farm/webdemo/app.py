@@ -1,0 +1,167 @@
+"""The site's ASGI app: the page, its assets, the nkn-sdk browser build and `/config.json`.
+
+Only an explicit list of files is served: the `site/` folder also holds the TLS key
+(`site/certs/`), so nothing is ever served by path from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from farm.webdemo.config import SiteConfig
+
+log = logging.getLogger(__name__)
+
+# URL path -> (file name in site/, media type).
+PAGE_FILES: dict[str, tuple[str, str]] = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/streams.js": ("streams.js", "text/javascript; charset=utf-8"),
+    "/nkn-path.js": ("nkn-path.js", "text/javascript; charset=utf-8"),
+    "/chart.js": ("chart.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+NKN_SDK_FILE = "nkn.min.js"
+NKN_SDK_PATH = "/vendor/nkn.min.js"
+NKN_RPC_PATH = "/nkn-rpc"
+# The JSON-RPC methods nkn-sdk's client calls on its seed node (nkn-protocol.md 1.1); nothing
+# else is forwarded, so the forwarder cannot be used to drive the node's other methods.
+NKN_RPC_METHODS = frozenset(
+    {"getwsaddr", "getwssaddr", "getnodestate", "getregistrant", "getlatestblockhash"}
+)
+NKN_RPC_MAX_BODY = 16 * 1024
+
+# The page talks to the proxy and NKN nodes on other origins (http, ws, or wss), so
+# connect-src is open; scripts come only from this server. nkn-sdk's crypto runs
+# WebAssembly, which CSP allows only with 'wasm-unsafe-eval'.
+CSP = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self' http: https: ws: wss:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def nkn_sdk_problem(config: SiteConfig) -> str | None:
+    """Why the browser build of nkn-sdk cannot be served, or None when it can."""
+    if (config.nkn_sdk_dir / NKN_SDK_FILE).is_file():
+        return None
+    return (
+        f"nkn-sdk browser build not found at {config.nkn_sdk_dir / NKN_SDK_FILE}; install the "
+        "relay's pinned Node packages: npm ci --prefix relay/bridge"
+    )
+
+
+def public_config(config: SiteConfig) -> dict[str, Any]:
+    """The settings the page reads from `/config.json` (nothing secret)."""
+    return {
+        "proxy_url": config.proxy_url.rstrip("/"),
+        "relay_address": config.relay_address,
+        "relay_service": config.relay_service,
+        # The browser reaches a configured node's RPC through this server (see rpc_forward).
+        "nkn_rpc": NKN_RPC_PATH if config.nkn_rpc else None,
+        "nkn_seed": config.nkn_rpc or "NKN mainnet",
+        "nkn_tls": config.nkn_tls,
+        "default_model": config.default_model,
+        "relay_ping_timeout_ms": round(config.relay_ping_timeout_s * 1000),
+        "nkn_sdk": NKN_SDK_PATH if nkn_sdk_problem(config) is None else None,
+        "nkn_sdk_problem": nkn_sdk_problem(config),
+        "streams_max": 32,
+    }
+
+
+def create_app(config: SiteConfig) -> Starlette:
+    """Build the site's ASGI app from its config."""
+
+    def page_file(url_path: str, name: str, media_type: str) -> Route:
+        path = config.site_dir / name
+
+        async def endpoint(request: Request) -> Response:
+            return _file(path, media_type)
+
+        return Route(url_path, endpoint, methods=["GET", "HEAD"], name=name)
+
+    async def config_json(request: Request) -> Response:
+        return JSONResponse(public_config(config), headers=SECURITY_HEADERS)
+
+    async def nkn_sdk(request: Request) -> Response:
+        problem = nkn_sdk_problem(config)
+        if problem is not None:
+            return PlainTextResponse(problem, status_code=404, headers=SECURITY_HEADERS)
+        return _file(config.nkn_sdk_dir / NKN_SDK_FILE, "text/javascript; charset=utf-8")
+
+    async def rpc_forward(request: Request) -> Response:
+        # nkn-sdk POSTs JSON-RPC with axios; a node that sends no CORS headers (the local test
+        # node) cannot be called cross-origin from the page, so the page calls us instead.
+        return await _forward_rpc(request, config, request.app.state.http)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(timeout=10.0, trust_env=False) as client:
+            app.state.http = client
+            yield
+
+    routes = [page_file(url, name, media) for url, (name, media) in PAGE_FILES.items()]
+    routes.append(Route("/config.json", config_json, methods=["GET", "HEAD"]))
+    routes.append(Route(NKN_SDK_PATH, nkn_sdk, methods=["GET", "HEAD"]))
+    routes.append(Route(NKN_RPC_PATH, rpc_forward, methods=["POST"]))
+    if (problem := nkn_sdk_problem(config)) is not None:
+        log.warning("%s; the NKN path is off until then", problem)
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _file(path: Path, media_type: str) -> Response:
+    if not path.is_file():
+        log.error("page file missing: %s", path)
+        return PlainTextResponse(f"{path.name} is missing", 404, headers=SECURITY_HEADERS)
+    return FileResponse(path, media_type=media_type, headers=SECURITY_HEADERS)
+
+
+async def _forward_rpc(request: Request, config: SiteConfig, client: httpx.AsyncClient) -> Response:
+    """Pass one of nkn-sdk's seed RPC calls to the configured node and return its answer."""
+    if config.nkn_rpc is None:
+        return _rpc_error(404, "no NKN seed RPC configured (--nkn-rpc)")
+    # Only JSON: a cross-site form or text/plain POST (no CORS preflight) is refused outright.
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return _rpc_error(415, "expected Content-Type: application/json")
+    body = await request.body()
+    if len(body) > NKN_RPC_MAX_BODY:
+        return _rpc_error(413, f"RPC body over {NKN_RPC_MAX_BODY} bytes")
+    try:
+        call = json.loads(body)
+        method = call["method"]
+    except (ValueError, KeyError, TypeError):
+        return _rpc_error(400, "expected a JSON-RPC object with a method")
+    if method not in NKN_RPC_METHODS:
+        return _rpc_error(403, f"method {method!r} is not forwarded")
+    try:
+        upstream = await client.post(config.nkn_rpc, json=call)
+    except httpx.HTTPError as exc:
+        log.warning("NKN seed RPC %s failed: %s", config.nkn_rpc, exc)
+        return _rpc_error(502, f"NKN seed RPC unreachable: {exc}")
+    return Response(
+        upstream.content,
+        status_code=upstream.status_code,
+        media_type="application/json",
+        headers=SECURITY_HEADERS,
+    )
+
+
+def _rpc_error(status: int, message: str) -> Response:
+    return JSONResponse({"error": {"code": status, "message": message}}, status, SECURITY_HEADERS)

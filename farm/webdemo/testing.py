@@ -1,0 +1,120 @@
+"""`SiteServer`: run `python -m farm.webdemo` as a subprocess on a free port, for tests."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from farm.webdemo.certs import ensure_certificate
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free now (it may be taken again before use; tests accept that)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class SiteServer:
+    """The demo site over HTTPS on loopback, ready on `__enter__`; `.url` is the page.
+
+    The certificate is made in `cert_dir` (self-signed, as on first run) and passed with
+    `--cert/--key`; the server's log is `cert_dir/site.log`. `extra_args` go to the command
+    line as given. `.printed` is the line the server printed for its user (the URL).
+    """
+
+    def __init__(
+        self,
+        cert_dir: Path,
+        *,
+        proxy_url: str,
+        relay_address: str | None = None,
+        nkn_rpc: str | None = None,
+        model: str | None = None,
+        relay_ping_timeout_s: float | None = None,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+        start_timeout: float = 20.0,
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"https://127.0.0.1:{self.port}/"
+        self.cert = cert_dir / "site-cert.pem"
+        self.key = cert_dir / "site-key.pem"
+        self.log_path = cert_dir / "site.log"
+        args = ["--port", str(self.port), "--proxy-url", proxy_url]
+        for flag, value in (
+            ("--relay-address", relay_address),
+            ("--nkn-rpc", nkn_rpc),
+            ("--model", model),
+            ("--relay-ping-timeout", relay_ping_timeout_s),
+        ):
+            if value is not None:
+                args += [flag, str(value)]
+        self._args = [*args, "--cert", str(self.cert), "--key", str(self.key), *extra_args]
+        self._start_timeout = start_timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.printed = ""  # the line the server printed for its user
+
+    def start(self) -> SiteServer:
+        """Start the subprocess and poll `/config.json` until it answers."""
+        ensure_certificate(self.cert, self.key)
+        # The log goes to a file, not a pipe nobody drains (a full pipe would stall the server).
+        with self.log_path.open("wb") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "farm.webdemo", *self._args],
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        deadline = time.monotonic() + self._start_timeout
+        context = ssl.create_default_context(cafile=str(self.cert))
+        while True:
+            if self._proc.poll() is not None:
+                err = self.log_path.read_text(errors="replace")
+                raise RuntimeError(f"demo site exited with {self._proc.returncode}: {err}")
+            try:
+                with urllib.request.urlopen(f"{self.url}config.json", context=context, timeout=2):
+                    pass
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"demo site not ready at {self.url}") from None
+                time.sleep(0.05)
+                continue
+            # The URL line is printed before the server starts, so it is there to read now.
+            if self._proc.stdout is not None:
+                self.printed = self._proc.stdout.readline().decode().strip()
+            return self
+
+    def stop(self) -> None:
+        """Stop the server and reap the process."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._proc = None
+
+    def __enter__(self) -> SiteServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
