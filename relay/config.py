@@ -62,14 +62,19 @@ class RelayConfig:
     batch_ms: int = 80
     keepalive_s: float = 10.0
     queue: int = 16
-    peer_limit: int = 0  # 0: same as workers
+    peer_limit: int = 0  # 0: half of what the relay admits (running + queued), at least workers
     max_line_b: int = 1_048_576
     max_dm_b: int = 3_500_000
 
     @property
     def per_peer_limit(self) -> int:
-        """Requests one peer may have running or queued at once."""
-        return self.peer_limit or self.workers
+        """Requests one peer may have running or queued at once.
+
+        By default one peer may hold half of the relay's admission room, so a flooding peer
+        always leaves the other half to everyone else, while one page running 9 streams
+        through a default relay (4 workers + 16 queued) is served rather than refused.
+        """
+        return self.peer_limit or max(self.workers, (self.workers + self.queue) // 2)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RelayConfig:

@@ -86,3 +86,19 @@ def test_invalid_value_gives_one_line_naming_the_key(key: str, value: str) -> No
         RelayConfig.from_env({key: value})
     message = str(caught.value)
     assert message.startswith(f"{key}: ") and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("env", "limit"),
+    [
+        ({}, 10),  # 4 workers + 16 queued: one page's 9 streams fit, half stays for others
+        ({"RELAY_WORKERS": "4", "RELAY_QUEUE": "0"}, 4),
+        ({"RELAY_WORKERS": "8", "RELAY_QUEUE": "2"}, 8),
+        ({"RELAY_PEER_LIMIT": "3"}, 3),
+    ],
+    ids=["defaults", "no-queue", "at-least-workers", "explicit"],
+)
+def test_one_peer_may_hold_half_the_admission_room_by_default(
+    env: dict[str, str], limit: int
+) -> None:
+    assert RelayConfig.from_env(env).per_peer_limit == limit
