@@ -35,6 +35,7 @@ class Backend:
     last_error: str | None = None
     failed_probes: int = 0
     served: int = 0
+    synthetic: bool = False  # the project's Ollama simulator, not a real Ollama
     loopback: bool = field(init=False)
 
     def __post_init__(self) -> None:

@@ -174,6 +174,8 @@ async def test_health_reports_backends_and_settings(fake: FakeBackend, proxy_for
     assert doc["model"] == "fake" and doc["num_parallel"] == 4
     assert doc["backends"][0]["reachable"] is True
     assert doc["backends"][0]["version"] == "0.0.0-fake"
+    # Only the simulator answers /_sim/state: anything else is a real Ollama.
+    assert doc["synthetic"] is False and doc["backends"][0]["synthetic"] is False
     assert json.dumps(doc)
     assert free_port()
 

@@ -274,3 +274,10 @@ def test_backend_error_line_mid_stream_reaches_client_unchanged():
                         pass
                 errors.append((failed.value.status_code, failed.value.error))
         assert errors[1] == errors[0]
+
+
+def test_health_labels_a_simulator_backend_synthetic(pair):
+    _, proxy = pair
+    doc = httpx.get(proxy.url + "/_health", timeout=5).json()
+    assert doc["synthetic"] is True
+    assert [b["synthetic"] for b in doc["backends"]] == [True]

@@ -58,6 +58,7 @@ def test_three_direct_streams_show_text_ttft_and_aggregate_rate(
 ) -> None:
     open_page(page, stack.site.url)
     wait_for_models(page)
+    expect(page.locator("#synthetic")).to_be_visible()  # the simulator is labelled as such
     start(page, streams="3", max_tokens="12")
     wait_all_finished(page, 3)
     shown = panes(page)
