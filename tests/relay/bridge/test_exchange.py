@@ -5,6 +5,7 @@ One pair of transports serves the whole module (each bridge start costs a Node p
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 
@@ -71,3 +72,22 @@ async def test_dm_over_nkn_limit_is_refused_at_send(pair: Pair) -> None:
         await a.send(a.address, "x" * 4_100_000)
     with pytest.raises(BridgeError, match="not valid Unicode"):
         await a.send(a.address, "lone surrogate \ud800")
+
+
+async def test_receiver_sends_no_ack_for_our_dms(local_node: LocalNode) -> None:
+    # nkn-sdk alone never sets no_reply on the wire, so each DM came back as one ACK per
+    # sub-client (spec nkn-protocol.md §2.4). The node's delivery count shows any such ACK.
+    quiet = {"probe_interval_s": 600.0}
+    async with (
+        running(make_config(local_node, **quiet)) as a,
+        running(make_config(local_node, **quiet)) as b,
+    ):
+        before = (await asyncio.to_thread(local_node.state))["delivered"]
+        for i in range(5):
+            await a.send(b.address, f"dm {i}")
+        await receive(b, 5)
+        await b.send(a.address, "marker")  # any ACK for the five was sent before this
+        await receive(a, 1)
+        delivered = (await asyncio.to_thread(local_node.state))["delivered"] - before
+    subclients = make_config(local_node).num_subclients
+    assert delivered == 6 * subclients  # one copy per sub-client of each DM, nothing more
