@@ -44,6 +44,16 @@ async def test_two_transports_exchange_dms_both_ways(pair: Pair) -> None:
     assert at_a == Incoming(b.address, '{"event":"relay.pong","text":"héllo ✓"}')
 
 
+async def test_send_returns_a_future_that_completes_once_the_bridge_wrote_the_dm(
+    pair: Pair,
+) -> None:
+    a, b = pair
+    sending = await a.send(b.address, "tracked")
+    await asyncio.wait_for(sending, 10)
+    [got] = await receive(b, 1)
+    assert got.payload == "tracked"
+
+
 async def test_burst_of_dms_arrives_exactly_once_each(pair: Pair) -> None:
     # Every subclient sends a copy; the receiving MultiClient must deliver one. Order across
     # subclient paths is not promised by NKN, which is why relay frames carry `seq`.
