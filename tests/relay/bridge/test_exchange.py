@@ -6,12 +6,16 @@ One pair of transports serves the whole module (each bridge start costs a Node p
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from relay.bridge import BridgeError, MessageTooLargeError, NknTransport
+from relay.bridge.config import BRIDGE_DIR
 from relay.localnode.testing import LocalNode
 from relay.transport import Incoming
 from tests.relay.bridge.support import make_config, receive, running
@@ -101,3 +105,20 @@ async def test_receiver_sends_no_ack_for_our_dms(local_node: LocalNode) -> None:
         delivered = (await asyncio.to_thread(local_node.state))["delivered"] - before
     subclients = make_config(local_node).num_subclients
     assert delivered == 6 * subclients  # one copy per sub-client of each DM, nothing more
+
+
+async def test_a_stock_sdk_sender_still_gets_its_ack(pair: Pair, local_node: LocalNode) -> None:
+    # Our own DMs carry no_reply; peers on the plain SDK wait for an ACK and must still get it.
+    _, b = pair
+    node = shutil.which("node")
+    assert node is not None, "Node.js is required to run nkn-sdk"
+    env = {**os.environ, "NODE_PATH": str(BRIDGE_DIR / "node_modules")}
+    script = Path(__file__).with_name("stock_sender.js")
+    proc = await asyncio.create_subprocess_exec(
+        node, str(script), local_node.rpc_url, b.address, "from a stock sdk",
+        stdout=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    stdout, _ = await asyncio.wait_for(proc.communicate(), 30)
+    [got] = await receive(b, 1)
+    assert json.loads(stdout.decode().splitlines()[-1]) == {"acked": True}
+    assert got.payload == "from a stock sdk"
