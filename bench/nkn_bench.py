@@ -50,6 +50,8 @@ class NknBenchConfig:
     num_predict: int = 200
     batch_lines: int = 24
     batch_ms: int = 80
+    # Sub-clients per bridge; 1 is what a relay on the local node gets by default.
+    num_subclients: int = 1
     seed: int = 1
     network: str = "nkn"  # "memory": the relay engine alone, without the NKN transport
     out_dir: str = "results/nkn_bench"
@@ -115,13 +117,17 @@ async def nkn_one(client: RelayClient, body: dict[str, Any], batching: str, n: i
     )  # fmt: skip
 
 
-def _bridge(node: LocalNode) -> BridgeConfig:
-    return BridgeConfig(seed_hex=os.urandom(32).hex(), rpc_server_addrs=(node.rpc_url,))
+def _bridge(node: LocalNode, num_subclients: int) -> BridgeConfig:
+    return BridgeConfig(
+        seed_hex=os.urandom(32).hex(),
+        rpc_server_addrs=(node.rpc_url,),
+        num_subclients=num_subclients,
+    )
 
 
 @asynccontextmanager
 async def relay_over_nkn(
-    node: LocalNode, config: RelayConfig, network: str = "nkn"
+    node: LocalNode, config: RelayConfig, network: str = "nkn", num_subclients: int = 1
 ) -> AsyncIterator[RelayClient]:
     """A relay and a peer client, each with its own bridge, on the local node.
 
@@ -134,7 +140,8 @@ async def relay_over_nkn(
         memory = MemoryNetwork()
         relay, peer = memory.transport("relay"), memory.transport("peer")
     else:
-        relay, peer = NknTransport(_bridge(node)), NknTransport(_bridge(node))
+        relay = NknTransport(_bridge(node, num_subclients))
+        peer = NknTransport(_bridge(node, num_subclients))
     await asyncio.gather(relay.start(), peer.start())
     task = asyncio.create_task(RelayServer(config, relay).serve())
     try:
@@ -175,7 +182,7 @@ async def run(config: NknBenchConfig, proxy_url: str, node: LocalNode) -> list[R
         async def direct(body: dict[str, Any], n: int, r: int) -> Row:
             return await direct_one(http, proxy_url, body, n, r)
 
-        async with relay_over_nkn(node, on, config.network) as client:
+        async with relay_over_nkn(node, on, config.network, config.num_subclients) as client:
 
             async def via_nkn(body: dict[str, Any], n: int, r: int) -> Row:
                 return await nkn_one(client, body, "on", n, r)
@@ -184,7 +191,7 @@ async def run(config: NknBenchConfig, proxy_url: str, node: LocalNode) -> list[R
             for streams in config.streams:
                 rows += await sweep(config, direct, streams)
                 rows += await sweep(config, via_nkn, streams)
-        async with relay_over_nkn(node, off, config.network) as client:
+        async with relay_over_nkn(node, off, config.network, config.num_subclients) as client:
 
             async def unbatched(body: dict[str, Any], n: int, r: int) -> Row:
                 return await nkn_one(client, body, "off", n, r)
@@ -246,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-lines", type=int, default=24, help="relay batch size, lines")
     parser.add_argument("--batch-ms", type=int, default=80, help="relay batch window, ms")
     parser.add_argument(
+        "--subclients", type=int, default=1, help="NKN sub-clients per bridge (seed: 2)"
+    )
+    parser.add_argument(
         "--network", choices=("nkn", "memory"), default="nkn", help="memory: engine cost alone"
     )
     parser.add_argument("--out-dir", default="results/nkn_bench")
@@ -256,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         decode_ms=args.decode_ms,
         batch_lines=args.batch_lines,
         batch_ms=args.batch_ms,
+        num_subclients=args.subclients,
         network=args.network,
         out_dir=args.out_dir,
     )

@@ -4,7 +4,10 @@
 a multi-byte UTF-8 sequence, so splitting bytes first and decoding whole lines afterwards is safe
 across chunk boundaries. Lines longer than the cap are cut at a character boundary and flagged.
 `Batcher` numbers lines (seq from 1) and flushes at `max_lines` lines, after `max_delay_s`, or
-before a DM would pass `max_dm_b` bytes. Both are pure: the caller passes the clock in.
+before a DM would pass `max_dm_b` bytes. While the caller says its previous frame is still
+waiting in the transport (`hold`), the time limit is set aside: lines keep coalescing up to the
+line and size caps, so a saturated link gets fewer, larger frames rather than a growing queue
+of small ones (the idea of Nagle's algorithm). Both are pure: the caller passes the clock in.
 """
 
 from __future__ import annotations
@@ -115,8 +118,14 @@ class Batcher:
         """When the pending batch must be flushed (same clock as `now`), or None if empty."""
         return None if self._first_at is None else self._first_at + self._max_delay_s
 
-    def add(self, line: RawLine, *, ts_ms: int, now: float) -> list[ResponseLines]:
-        """Queue one line; return the frames that are due to be sent now."""
+    def add(
+        self, line: RawLine, *, ts_ms: int, now: float, hold: bool = False
+    ) -> list[ResponseLines]:
+        """Queue one line; return the frames that are due to be sent now.
+
+        With `hold` (the previous frame has not left yet) only the first line and full batches
+        go out; the caller flushes the rest once the transport has caught up and `due()` holds.
+        """
         out: list[ResponseLines] = []
         entry = self._fit(LineEntry(self.last_seq + 1, ts_ms, line.text, line.truncated))
         self.last_seq = entry.seq
@@ -131,7 +140,7 @@ class Batcher:
         self._pending.append(entry)
         self._pending_b += size
         first = self._first_line_alone and entry.seq == 1
-        if first or len(self._pending) >= self._max_lines or self.due(now):
+        if first or len(self._pending) >= self._max_lines or (not hold and self.due(now)):
             out.append(self._take())
         return out
 

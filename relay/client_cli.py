@@ -13,7 +13,13 @@ import logging
 import os
 import sys
 
-from relay.bridge import BridgeConfig, BridgeError, NknTransport, rpc_addrs_from_seed_ws
+from relay.bridge import (
+    BridgeConfig,
+    BridgeError,
+    NknTransport,
+    default_num_subclients,
+    rpc_addrs_from_seed_ws,
+)
 from relay.client import RelayClient, StreamResult
 from relay.errors import ClientTimeout, RemoteError, StreamGapError
 
@@ -50,9 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        rpc = rpc_addrs_from_seed_ws(args.rpc, "--rpc")
         bridge = BridgeConfig(
             seed_hex=args.seed_hex or os.urandom(32).hex(),
-            rpc_server_addrs=rpc_addrs_from_seed_ws(args.rpc, "--rpc"),
+            rpc_server_addrs=rpc,
+            num_subclients=default_num_subclients(rpc),
         )
     except BridgeError as exc:
         print(f"relay.client: {exc}", file=sys.stderr)

@@ -36,7 +36,7 @@ from relay.frames import (
 )
 from relay.policy import Policy
 from relay.session import Session, refusal, refusal_for
-from relay.transport import Incoming, Transport
+from relay.transport import Incoming, Sending, Transport
 
 log = logging.getLogger(__name__)
 
@@ -217,17 +217,19 @@ class RelayServer:
             return True
         return False
 
-    async def _send(self, dest: str, frame: Frame) -> None:
+    async def _send(self, dest: str, frame: Frame) -> Sending | None:
+        """Hand one frame to the transport; what it returns tells the session about backlog."""
         payload = encode(frame)
         self._observe("out", dest, payload)
         try:
-            await self._transport.send(dest, payload)
+            sending = await self._transport.send(dest, payload)
         except Exception:
             # Per-message boundary: transports raise their own errors (bridge down, NKN refusal);
             # the session goes on and the peer sees a gap it can report.
             log.exception("could not send %s to %s", type(frame).__name__, dest)
-        else:
-            self.dms_sent += 1
+            return None
+        self.dms_sent += 1
+        return sending
 
     def _observe(self, direction: str, peer: str, payload: str) -> None:
         if self._observer is not None:

@@ -3,6 +3,9 @@
 Streaming requests get `relay.response.begin`, batched `relay.response.lines`, keepalives during
 silences, and always one `relay.response.end` summary (also after errors, timeouts and
 cancellation). Other requests get one `relay.response` with `json` or `body_b64`.
+
+Batching adapts to the transport: while the session's last frame still waits in the transport,
+due lines are held and coalesced (up to the batch caps) and go out as soon as it has left.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import httpx
 
@@ -29,15 +33,15 @@ from relay.frames import (
     ResponseEnd,
     encoded_size,
 )
+from relay.lineflags import LineFlags
 from relay.policy import Target
+from relay.transport import Sending
 from relay.upstream import Body, Cancelled, Chunk, Eof, Event, Fail, Head, build_request, pump
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[Frame], Awaitable[None]]
-#: The seed's end-of-turn markers, looked for in token text (not in the raw line: Go's JSON
-#: encoder writes `<` and `>` as \u003c and \u003e).
-EOT_MARKERS = ("<|eot_id|>", "</s>")
+#: Sends one frame to the peer; may return the transport's `Sending` future for it.
+Send = Callable[[Frame], Awaitable[Sending | None]]
 
 
 def now_ms() -> int:
@@ -45,48 +49,12 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-@dataclass(slots=True)
-class LineFlags:
-    """What the lines of a stream showed so far."""
-
-    done_seen: bool = False
-    eot_seen: bool = False
-
-    def inspect(self, line: str) -> None:
-        """Look for `done:true` / `data: [DONE]` and EOT markers in token text."""
-        text = line.strip()
-        if text.startswith("data:"):
-            text = text[5:].strip()
-            if text == "[DONE]":
-                self.done_seen = True
-                return
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            return
-        if not isinstance(obj, dict):
-            return
-        if obj.get("done") is True:
-            self.done_seen = True
-        if any(marker in token for token in _tokens(obj) for marker in EOT_MARKERS):
-            self.eot_seen = True
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """Session-internal event: the last frame handed to the transport has left it."""
 
 
-def _tokens(obj: dict[str, object]) -> list[str]:
-    """Token text of an Ollama generate/chat line or an OpenAI-style SSE chunk."""
-    found = [obj.get("response")]
-    message = obj.get("message")
-    if isinstance(message, dict):
-        found.append(message.get("content"))
-    choices = obj.get("choices")
-    if isinstance(choices, list):
-        for choice in choices:
-            if isinstance(choice, dict):
-                delta = choice.get("delta")
-                found.append(choice.get("text"))
-                if isinstance(delta, dict):
-                    found.append(delta.get("content"))
-    return [t for t in found if isinstance(t, str)]
+SessionEvent: TypeAlias = Event | Drained
 
 
 class Session:
@@ -106,8 +74,9 @@ class Session:
         self._client = client
         self._send = send
         self._config = config
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._events: asyncio.Queue[SessionEvent] = asyncio.Queue()
         self._last_sent = time.monotonic()
+        self._unsent: Sending | None = None  # the last frame, while it waits in the transport
         self.cancelled = asyncio.Event()
 
     def cancel(self) -> None:
@@ -130,7 +99,7 @@ class Session:
                     pump(
                         self._client,
                         upstream,
-                        self._events,
+                        self._events.put_nowait,
                         stream=spec.stream,
                         max_body_b=self._config.max_body_b,
                     )
@@ -209,6 +178,11 @@ class Session:
                 event = await self._next_event(batcher)
                 if event is None:
                     continue
+                if isinstance(event, Drained):
+                    # The link caught up: what was held past its deadline goes out now.
+                    if batcher.due(time.monotonic()):
+                        await self._emit_pending(batcher)
+                    continue
                 if isinstance(event, Head):
                     ok = event.status < 400
                     rid = self.request.id
@@ -226,7 +200,9 @@ class Session:
                 for line in lines:
                     if not line.truncated:
                         flags.inspect(line.text)
-                    for frame in batcher.add(line, ts_ms=now_ms(), now=time.monotonic()):
+                    held = self._unsent is not None
+                    now = time.monotonic()
+                    for frame in batcher.add(line, ts_ms=now_ms(), now=now, hold=held):
                         await self._emit(frame)
                 if isinstance(event, Eof):
                     break
@@ -251,27 +227,44 @@ class Session:
             )
             await self._emit(end)
 
-    async def _next_event(self, batcher: Batcher) -> Event | None:
-        """The next upstream event, or None after sending a due batch or keepalive."""
+    async def _next_event(self, batcher: Batcher) -> SessionEvent | None:
+        """The next event, or None after sending a due batch or keepalive.
+
+        While the last frame waits in the transport, a due batch waits for `Drained` instead.
+        """
         keepalive_at = self._last_sent + self._config.keepalive_s
-        flush_at = batcher.deadline
+        flush_at = None if self._unsent is not None else batcher.deadline
         wake = keepalive_at if flush_at is None else min(flush_at, keepalive_at)
         try:
             return await asyncio.wait_for(self._events.get(), max(0.0, wake - time.monotonic()))
         except TimeoutError:
             pass
         now = time.monotonic()
-        if batcher.due(now):
-            frame = batcher.flush()
-            if frame is not None:
-                await self._emit(frame)
+        if flush_at is not None and batcher.due(now):
+            await self._emit_pending(batcher)
         elif now >= keepalive_at:
             await self._emit(Keepalive(self.request.id, now_ms()))
         return None
 
+    async def _emit_pending(self, batcher: Batcher) -> None:
+        frame = batcher.flush()
+        if frame is not None:
+            await self._emit(frame)
+
     async def _emit(self, frame: Frame) -> None:
         self._last_sent = time.monotonic()
-        await self._send(frame)
+        sending = await self._send(frame)
+        if sending is None or sending.done():
+            self._unsent = None
+            return
+        self._unsent = sending
+        sending.add_done_callback(self._on_sent)
+
+    def _on_sent(self, sending: Sending) -> None:
+        # Only the newest frame counts: an older one leaving says nothing about the backlog.
+        if sending is self._unsent:
+            self._unsent = None
+            self._events.put_nowait(Drained())
 
 
 def refusal(request_id: str | int | None, error: str, status: int) -> Response:

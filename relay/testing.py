@@ -3,6 +3,9 @@
 Messages go straight into the destination's queue, in order, unless a test installs a
 `deliver` hook that may hold, reorder, duplicate or drop them (NKN with several sub-clients
 may deliver out of order). Every sent DM is logged so tests can count DMs and bytes.
+`hold(address)` stalls one sender's link, like a saturated NKN bridge: its DMs are logged as
+sent but neither delivered nor confirmed (their `Sending` futures stay pending) until
+`release(address)`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
-from relay.transport import Incoming
+from relay.transport import Incoming, Sending
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class MemoryNetwork:
     deliver: DeliverHook | None = None
     sent: list[SentDm] = field(default_factory=list)
     _inboxes: dict[str, asyncio.Queue[Incoming | None]] = field(default_factory=dict)
+    _held: dict[str, list[tuple[str, str, Sending]]] = field(default_factory=dict)
 
     def transport(self, name: str) -> MemoryTransport:
         """A transport whose address is `name.<64 hex>` (derived from the name)."""
@@ -53,8 +57,27 @@ class MemoryNetwork:
         if inbox is not None:
             inbox.put_nowait(None)
 
-    def _route(self, src: str, dest: str, payload: str) -> None:
+    def hold(self, src: str) -> None:
+        """Stall `src`'s outgoing link until `release(src)`."""
+        self._held.setdefault(src, [])
+
+    def release(self, src: str) -> None:
+        """Deliver what `src` sent while held, in order, and confirm it; unstall the link."""
+        for dest, payload, sending in self._held.pop(src, []):
+            self._deliver(src, dest, payload)
+            sending.set_result(None)
+
+    def _route(self, src: str, dest: str, payload: str) -> Sending | None:
         self.sent.append(SentDm(src, dest, payload))
+        held = self._held.get(src)
+        if held is None:
+            self._deliver(src, dest, payload)
+            return None
+        sending: Sending = asyncio.get_running_loop().create_future()
+        held.append((dest, payload, sending))
+        return sending
+
+    def _deliver(self, src: str, dest: str, payload: str) -> None:
         payloads = [payload] if self.deliver is None else list(self.deliver(src, dest, payload))
         self.inject(src, dest, payloads)
 
@@ -91,11 +114,14 @@ class MemoryTransport:
         self._inbox = self._network._register(self._address)
         return self._address
 
-    async def send(self, dest: str, payload: str) -> None:
-        """Deliver a DM (fire and forget: unknown destinations drop it, as NKN would)."""
+    async def send(self, dest: str, payload: str) -> Sending | None:
+        """Deliver a DM (fire and forget: unknown destinations drop it, as NKN would).
+
+        Returns a pending `Sending` while the network holds this sender's link, else None.
+        """
         if self._inbox is None:
             raise RuntimeError("transport not started")
-        self._network._route(self._address, dest, payload)
+        return self._network._route(self._address, dest, payload)
 
     async def incoming(self) -> AsyncIterator[Incoming]:
         """DMs for this address until `close()`."""

@@ -7,9 +7,14 @@ this protocol, so they never know which network carries their frames.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeAlias
+
+#: A DM the transport accepted but has not handed to the network yet: done once it has (or once
+#: the transport gave up on it). Senders use it as backpressure, e.g. to coalesce lines.
+Sending: TypeAlias = asyncio.Future[None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +37,12 @@ class Transport(Protocol):
         """Connect; return the address once the network has accepted this client."""
         ...
 
-    async def send(self, dest: str, payload: str) -> None:
-        """Send one direct message without waiting for a reply (fire and forget)."""
+    async def send(self, dest: str, payload: str) -> Sending | None:
+        """Send one direct message without waiting for a reply (fire and forget).
+
+        Returns at once. A transport that queues may return a `Sending` future that completes
+        when the DM has left; None means it already has.
+        """
         ...
 
     def incoming(self) -> AsyncIterator[Incoming]:

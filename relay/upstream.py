@@ -8,9 +8,9 @@ translated here, at the boundary, into the relay's wire error texts.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -109,28 +109,28 @@ def build_request(client: httpx.AsyncClient, spec: HttpSpec, target: Target) -> 
 async def pump(
     client: httpx.AsyncClient,
     request: httpx.Request,
-    events: asyncio.Queue[Event],
+    report: Callable[[Event], None],
     *,
     stream: bool,
     max_body_b: int,
 ) -> None:
-    """Perform the call and report it as events; never raises except on cancellation."""
+    """Perform the call and `report` it as events; never raises except on cancellation."""
     try:
         response = await client.send(request, stream=True)
         try:
-            events.put_nowait(Head(response.status_code, response_headers(response.headers)))
+            report(Head(response.status_code, response_headers(response.headers)))
             if stream:
                 async for data in response.aiter_bytes():
-                    events.put_nowait(Chunk(data))
-                events.put_nowait(Eof())
+                    report(Chunk(data))
+                report(Eof())
             else:
-                events.put_nowait(await _read_capped(response, max_body_b))
+                report(await _read_capped(response, max_body_b))
         finally:
             await response.aclose()
     except httpx.TimeoutException:
-        events.put_nowait(Fail("timeout", 504))
+        report(Fail("timeout", 504))
     except httpx.HTTPError as exc:
-        events.put_nowait(Fail(f"upstream: {_reason(exc)}", 502))
+        report(Fail(f"upstream: {_reason(exc)}", 502))
 
 
 async def _read_capped(response: httpx.Response, cap: int) -> Body:

@@ -5,7 +5,7 @@ beside this file (package.json, package-lock.json, bridge.js); install it with
 `npm ci --prefix relay/bridge`.
 """
 
-from relay.bridge.config import BridgeConfig, rpc_addrs_from_seed_ws
+from relay.bridge.config import BridgeConfig, default_num_subclients, rpc_addrs_from_seed_ws
 from relay.bridge.errors import (
     BridgeClosedError,
     BridgeConfigError,
@@ -27,5 +27,6 @@ __all__ = [
     "MessageTooLargeError",
     "NknTransport",
     "QueueFullError",
+    "default_num_subclients",
     "rpc_addrs_from_seed_ws",
 ]

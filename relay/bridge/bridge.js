@@ -4,7 +4,7 @@
 // own console logging is moved to stderr so it can never corrupt the event stream.
 //   commands: {"cmd":"open", seed, identifier, numSubClients, originalClient, rpcServerAddr,
 //              tls, reconnectIntervalMin, reconnectIntervalMax}   (first line, once)
-//             {"cmd":"send", id, dest, data}    fire and forget (noReply: true)
+//             {"cmd":"send", id, dest, data}    fire and forget (no_reply on the wire)
 //             {"cmd":"probe", nonce}            a DM to ourselves, to prove the path works
 //             {"cmd":"close"}
 //   events:   {"event":"ready", addr, connect_ms}
@@ -46,12 +46,25 @@ const PERMANENT = new Set([
 let client = null;
 let closing = false;
 
+// Events leave in one stdout write per turn of the event loop: under load a write per `sent`
+// event was a noticeable share of the bridge's CPU. Whoever exits must call flushEvents first.
+let pending = [];
+
+function flushEvents() {
+  if (pending.length === 0) return;
+  const text = pending.join("\n") + "\n";
+  pending = [];
+  process.stdout.write(text);
+}
+
 function emit(event) {
-  process.stdout.write(JSON.stringify(event) + "\n");
+  pending.push(JSON.stringify(event));
+  if (pending.length === 1) setImmediate(flushEvents);
 }
 
 function fail(message) {
   emit({ event: "error", error: message, fatal: true });
+  flushEvents();
   // Exit explicitly: the SDK leaves 5-10 s timers behind (spec trap 9).
   process.exit(2);
 }
@@ -100,15 +113,56 @@ function open(cmd) {
       }
     }
     emit({ event: "message", src, data });
-    // Returning nothing makes the SDK ACK, so senders waiting for one resolve.
+    // Returning nothing makes the SDK ACK unless the sender set no_reply (ours do, see
+    // sendNoReply), so stock SDK senders waiting for an ACK still resolve.
   });
+}
+
+// nkn-sdk 1.3.6 never puts `no_reply` on the wire, even with `noReply: true` (spec
+// nkn-protocol.md §2.4), so every DM made the receiver answer with one signed, encrypted ACK
+// per sub-client, which both ends then had to process: well over half the cost of a DM. We
+// build the payload ourselves with `no_reply` set and send it the way MultiClient.send does
+// (one message id, one copy from each ready sub-client to its `__i__.` twin). These are SDK
+// internals, pinned by package-lock.json; without them we fall back to the public send.
+const payloads = nkn.pb && nkn.pb.payloads;
+const CAN_SET_NO_REPLY =
+  payloads !== undefined &&
+  typeof payloads.Payload.prototype.setNoReply === "function" &&
+  typeof nkn.Client.prototype._send === "function" &&
+  typeof nkn.Client.prototype._processDests === "function";
+const MESSAGE_ID_BYTES = 8;
+
+function textPayload(text) {
+  const data = new payloads.TextData();
+  data.setText(text);
+  const payload = new payloads.Payload();
+  payload.setType(payloads.PayloadType.TEXT);
+  payload.setMessageId(nkn.util.randomBytes(MESSAGE_ID_BYTES));
+  payload.setData(data.serializeBinary());
+  payload.setNoReply(true);
+  return payload;
+}
+
+async function sendNoReply(dest, text) {
+  if (!CAN_SET_NO_REPLY) return client.send(dest, text, { noReply: true });
+  const ids = client.readyClientIDs();
+  if (ids.length === 0) throw new nkn.errors.ClientNotReadyError();
+  const target = await client.defaultClient._processDests(dest);
+  const payload = textPayload(text);
+  try {
+    await Promise.any(ids.map((id) => client.clients[id]._send(id === "" ? target : `${id}.${target}`, payload)));
+  } catch (err) {
+    // All sub-clients failed: report the first reason, whose name tells if a retry can help.
+    throw err.errors && err.errors.length > 0 ? err.errors[0] : err;
+  }
+  return null;
 }
 
 function send(cmd) {
   if (client === null) {
     return emit({ event: "send_error", id: cmd.id, error: "not open", permanent: false });
   }
-  client.send(cmd.dest, cmd.data, { noReply: true }).then(
+  sendNoReply(cmd.dest, cmd.data).then(
     () => emit({ event: "sent", id: cmd.id }),
     (err) =>
       emit({
@@ -123,7 +177,7 @@ function send(cmd) {
 function probe(cmd) {
   if (client === null) return;
   const data = JSON.stringify({ event: PROBE_EVENT, nonce: cmd.nonce });
-  client.send(client.addr, data, { noReply: true }).catch((err) =>
+  sendNoReply(client.addr, data).catch((err) =>
     emit({ event: "error", error: `probe: ${err.message}`, fatal: false }),
   );
 }
@@ -137,6 +191,7 @@ async function close() {
     console.error("close:", err);
   }
   emit({ event: "closed" });
+  flushEvents();
   process.exit(0);
 }
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -13,6 +14,30 @@ from relay.bridge.errors import BridgeConfigError
 BRIDGE_DIR = Path(__file__).resolve().parent
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _SCHEMES = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
+#: The seed's NKN_NUM_SUBCLIENTS: on the real network each sub-client is a separate path.
+SEED_NUM_SUBCLIENTS = 2
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def default_num_subclients(rpc_server_addrs: Sequence[str]) -> int:
+    """Sub-clients to use when NKN_NUM_SUBCLIENTS is not set.
+
+    The seed's 2 for the real network. When every seed address is on loopback (the local test
+    node), 1: all sub-clients would reach the same single node, so extra ones add no path, yet
+    each signs, encrypts and routes its own copy of every DM (half the DM rate with 2).
+    """
+    if rpc_server_addrs and all(_is_loopback(addr) for addr in rpc_server_addrs):
+        return 1
+    return SEED_NUM_SUBCLIENTS
 
 
 def rpc_addrs_from_seed_ws(value: str, key: str = "NKN_BRIDGE_SEED_WS") -> tuple[str, ...]:
@@ -62,7 +87,7 @@ class BridgeConfig:
 
     seed_hex: str
     identifier: str | None = None
-    num_subclients: int = 2
+    num_subclients: int = SEED_NUM_SUBCLIENTS
     original_client: bool = False
     # Seed JSON-RPC URLs (nkn-sdk `rpcServerAddr`); empty = the SDK's mainnet default.
     rpc_server_addrs: tuple[str, ...] = ()
@@ -103,15 +128,17 @@ class BridgeConfig:
         """Read the seed's keys NKN_SEED_HEX, NKN_NUM_SUBCLIENTS, NKN_BRIDGE_SEED_WS.
 
         Also the optional NKN_IDENTIFIER (address prefix) and NKN_RPC_SERVER_ADDR (one seed RPC
-        URL, tried before the NKN_BRIDGE_SEED_WS entries). Errors name the key.
+        URL, tried before the NKN_BRIDGE_SEED_WS entries). Errors name the key. Without
+        NKN_NUM_SUBCLIENTS, see `default_num_subclients`.
         """
         seed = environ.get("NKN_SEED_HEX", "").strip()
         if not seed:
             raise BridgeConfigError("NKN_SEED_HEX: missing (64 hex characters, your NKN identity)")
         rpc = rpc_addrs_from_seed_ws(environ.get("NKN_RPC_SERVER_ADDR", ""), "NKN_RPC_SERVER_ADDR")
+        rpc += rpc_addrs_from_seed_ws(environ.get("NKN_BRIDGE_SEED_WS", ""))
         return cls(
             seed_hex=seed,
             identifier=environ.get("NKN_IDENTIFIER", "").strip() or None,
-            num_subclients=_int(environ, "NKN_NUM_SUBCLIENTS", 2, 0, 16),
-            rpc_server_addrs=rpc + rpc_addrs_from_seed_ws(environ.get("NKN_BRIDGE_SEED_WS", "")),
+            num_subclients=_int(environ, "NKN_NUM_SUBCLIENTS", default_num_subclients(rpc), 0, 16),
+            rpc_server_addrs=rpc,
         )

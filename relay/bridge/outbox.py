@@ -2,7 +2,8 @@
 
 A DM waits here while the bridge is down, moves to "in flight" when it is handed to a bridge,
 and leaves only on that bridge's `sent` (or after it failed for good). When a bridge dies, what
-was in flight goes back to the front, in order, for the next one.
+was in flight goes back to the front, in order, for the next one. Each DM carries a `Sending`
+future that completes when it leaves, so senders can tell a backlog from an idle link.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from relay.bridge.errors import QueueFullError
+from relay.transport import Sending
 
 
 @dataclass(slots=True)
@@ -23,6 +25,12 @@ class Outgoing:
     dest: str
     payload: str
     attempts: int = 0
+    done: Sending = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def settle(self) -> None:
+        """It left the outbox (sent or given up): wake whoever waits on `done`."""
+        if not self.done.done():
+            self.done.set_result(None)
 
 
 class Outbox:
@@ -40,28 +48,40 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._waiting) + len(self._inflight)
 
-    def put(self, dest: str, payload: str) -> None:
+    def put(self, dest: str, payload: str) -> Sending:
         """Queue a DM; raise QueueFullError when `limit` DMs are already unconfirmed."""
         if len(self) >= self._limit:
             raise QueueFullError(
                 f"{self._limit} DMs already wait for the NKN bridge; this one was not queued"
             )
-        self._waiting.append(Outgoing(next(self._ids), dest, payload))
+        item = Outgoing(next(self._ids), dest, payload)
+        self._waiting.append(item)
         self._drained.clear()
         self._wake.set()
+        return item.done
 
     async def take(self) -> Outgoing:
         """Wait for the next DM and mark it in flight."""
+        [item] = await self.take_many(1)
+        return item
+
+    async def take_many(self, max_items: int) -> list[Outgoing]:
+        """Wait for DMs and mark up to `max_items` of them in flight, oldest first."""
         while not self._waiting:
             self._wake.clear()
             await self._wake.wait()
-        item = self._waiting.popleft()
-        self._inflight[item.id] = item
-        return item
+        taken: list[Outgoing] = []
+        while self._waiting and len(taken) < max_items:
+            item = self._waiting.popleft()
+            self._inflight[item.id] = item
+            taken.append(item)
+        return taken
 
     def confirm(self, msg_id: int) -> None:
         """The bridge wrote it: forget it."""
-        self._inflight.pop(msg_id, None)
+        item = self._inflight.pop(msg_id, None)
+        if item is not None:
+            item.settle()
         self._check_drained()
 
     def failed(self, msg_id: int) -> Outgoing | None:
@@ -84,6 +104,11 @@ class Outbox:
             self._waiting.appendleft(self._inflight.pop(msg_id))
         if self._waiting:
             self._wake.set()
+
+    def abandon(self) -> None:
+        """The transport closed: settle every DM still here (they will not be sent)."""
+        for item in [*self._waiting, *self._inflight.values()]:
+            item.settle()
 
     async def wait_drained(self) -> None:
         """Return once every queued DM was confirmed or given up."""

@@ -35,7 +35,7 @@ from relay.bridge.protocol import (
     SendError,
     Sent,
 )
-from relay.transport import Incoming
+from relay.transport import Incoming, Sending
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 3_990_000
 # A DM whose send fails this many times (with a working connection in between) is dropped.
 MAX_SEND_ATTEMPTS = 5
+# At most this many queued DMs share one write to the bridge's stdin.
+WRITE_BATCH_DMS = 64
 
 
 def restart_delay_s(failures: int, min_s: float, max_s: float) -> float:
@@ -102,8 +104,11 @@ class NknTransport:
         log.info("NKN ready: %s (%.0f ms)", self.address, (self.connect_s or 0) * 1000)
         return self.address
 
-    async def send(self, dest: str, payload: str) -> None:
-        """Queue one DM for `dest`; returns at once (fire and forget, `noReply`)."""
+    async def send(self, dest: str, payload: str) -> Sending:
+        """Queue one DM for `dest`; returns at once (fire and forget, `no_reply`).
+
+        The returned future completes once the bridge wrote the DM to the node (or gave up).
+        """
         if self._closing or self._task is None:
             raise BridgeClosedError("the NKN transport is not running")
         try:
@@ -114,7 +119,7 @@ class NknTransport:
             raise MessageTooLargeError(
                 f"DM of {size} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte NKN message limit"
             )
-        self._outbox.put(dest, payload)
+        return self._outbox.put(dest, payload)
 
     async def incoming(self) -> AsyncIterator[Incoming]:
         """DMs addressed to us, in arrival order; ends when the transport closes."""
@@ -140,6 +145,7 @@ class NknTransport:
         # The supervisor already logged whatever stopped it; closing must still finish.
         with contextlib.suppress(asyncio.CancelledError, BridgeError, OSError):
             await self._task
+        self._outbox.abandon()
         self._incoming.put_nowait(None)
 
     # --- supervision -------------------------------------------------------------------------
@@ -256,6 +262,7 @@ class NknTransport:
             return
         if permanent or item.attempts >= MAX_SEND_ATTEMPTS:
             log.error("dropped DM to %s after %d tries: %s", item.dest, item.attempts, error)
+            item.settle()
             return
         # Likely no subclient is connected: hold sending until a probe proves the path again.
         log.warning("DM to %s failed (%s); retrying after a probe", item.dest, error)
@@ -266,8 +273,10 @@ class NknTransport:
     async def _writer(self, proc: BridgeProcess) -> None:
         while True:
             await self._healthy.wait()
-            item = await self._outbox.take()
-            if not await proc.write(SendCommand(item.id, item.dest, item.payload).encode()):
+            # Whatever queued up meanwhile goes in one pipe write instead of one per DM.
+            items = await self._outbox.take_many(WRITE_BATCH_DMS)
+            lines = b"".join(SendCommand(i.id, i.dest, i.payload).encode() for i in items)
+            if not await proc.write(lines):
                 return  # the process is gone; _run requeues what is in flight
 
     async def _prober(self, proc: BridgeProcess) -> None:

@@ -133,3 +133,22 @@ def test_a_line_that_escapes_past_the_dm_limit_is_cut() -> None:
     frame = frames[0] if frames else batcher.flush()
     assert frame is not None and encoded_size(frame) <= 5000
     assert frame.lines[0].truncated and batcher.truncated
+
+
+def test_hold_sets_the_time_limit_aside_but_not_the_first_line_or_the_cap() -> None:
+    # The previous frame is still in the transport: lines past their 80 ms coalesce instead.
+    batcher = _batcher(first_line_alone=True, max_lines=4)
+    first = batcher.add(RawLine("1"), ts_ms=0, now=0.0, hold=True)
+    assert [[e.seq for e in f.lines] for f in first] == [[1]]
+    held = [f for i in (2, 3) for f in batcher.add(RawLine(str(i)), ts_ms=0, now=0.0, hold=True)]
+    held += batcher.add(RawLine("4"), ts_ms=0, now=5.0, hold=True)  # long past 80 ms
+    assert held == [] and batcher.due(5.0)
+    full = batcher.add(RawLine("5"), ts_ms=0, now=5.0, hold=True)
+    assert [[e.seq for e in f.lines] for f in full] == [[2, 3, 4, 5]]
+
+
+def test_without_hold_a_late_line_flushes_at_once() -> None:
+    batcher = _batcher(max_lines=4)
+    assert batcher.add(RawLine("a"), ts_ms=0, now=0.0, hold=True) == []
+    frames = batcher.add(RawLine("b"), ts_ms=0, now=1.0, hold=False)
+    assert [[e.line for e in f.lines] for f in frames] == [["a", "b"]]

@@ -57,6 +57,24 @@ def test_from_env_defaults_match_the_seed() -> None:
 
 
 @pytest.mark.parametrize(
+    ("seed_ws", "expected"),
+    [
+        ("ws://127.0.0.1:30002", 1),
+        ("http://localhost:30003/,[::1]:30004", 1),
+        ("ws://127.0.0.1:30002,wss://seed.example:30005", 2),
+        ("", 2),
+    ],
+    ids=["local-node", "all-loopback", "mixed", "mainnet"],
+)
+def test_without_num_subclients_a_local_node_gets_one(seed_ws: str, expected: int) -> None:
+    # One local node gives extra sub-clients no second path, only a second copy of each DM.
+    environ = {"NKN_SEED_HEX": SEED, "NKN_BRIDGE_SEED_WS": seed_ws}
+    assert BridgeConfig.from_env(environ).num_subclients == expected
+    explicit = BridgeConfig.from_env(environ | {"NKN_NUM_SUBCLIENTS": "2"})
+    assert explicit.num_subclients == 2
+
+
+@pytest.mark.parametrize(
     ("environ", "key"),
     [
         ({}, "NKN_SEED_HEX"),

@@ -5,12 +5,17 @@ One pair of transports serves the whole module (each bridge start costs a Node p
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from relay.bridge import BridgeError, MessageTooLargeError, NknTransport
+from relay.bridge.config import BRIDGE_DIR
 from relay.localnode.testing import LocalNode
 from relay.transport import Incoming
 from tests.relay.bridge.support import make_config, receive, running
@@ -43,6 +48,16 @@ async def test_two_transports_exchange_dms_both_ways(pair: Pair) -> None:
     assert at_a == Incoming(b.address, '{"event":"relay.pong","text":"héllo ✓"}')
 
 
+async def test_send_returns_a_future_that_completes_once_the_bridge_wrote_the_dm(
+    pair: Pair,
+) -> None:
+    a, b = pair
+    sending = await a.send(b.address, "tracked")
+    await asyncio.wait_for(sending, 10)
+    [got] = await receive(b, 1)
+    assert got.payload == "tracked"
+
+
 async def test_burst_of_dms_arrives_exactly_once_each(pair: Pair) -> None:
     # Every subclient sends a copy; the receiving MultiClient must deliver one. Order across
     # subclient paths is not promised by NKN, which is why relay frames carry `seq`.
@@ -71,3 +86,39 @@ async def test_dm_over_nkn_limit_is_refused_at_send(pair: Pair) -> None:
         await a.send(a.address, "x" * 4_100_000)
     with pytest.raises(BridgeError, match="not valid Unicode"):
         await a.send(a.address, "lone surrogate \ud800")
+
+
+async def test_receiver_sends_no_ack_for_our_dms(local_node: LocalNode) -> None:
+    # nkn-sdk alone never sets no_reply on the wire, so each DM came back as one ACK per
+    # sub-client (spec nkn-protocol.md §2.4). The node's delivery count shows any such ACK.
+    quiet = {"probe_interval_s": 600.0}
+    async with (
+        running(make_config(local_node, **quiet)) as a,
+        running(make_config(local_node, **quiet)) as b,
+    ):
+        before = (await asyncio.to_thread(local_node.state))["delivered"]
+        for i in range(5):
+            await a.send(b.address, f"dm {i}")
+        await receive(b, 5)
+        await b.send(a.address, "marker")  # any ACK for the five was sent before this
+        await receive(a, 1)
+        delivered = (await asyncio.to_thread(local_node.state))["delivered"] - before
+    subclients = make_config(local_node).num_subclients
+    assert delivered == 6 * subclients  # one copy per sub-client of each DM, nothing more
+
+
+async def test_a_stock_sdk_sender_still_gets_its_ack(pair: Pair, local_node: LocalNode) -> None:
+    # Our own DMs carry no_reply; peers on the plain SDK wait for an ACK and must still get it.
+    _, b = pair
+    node = shutil.which("node")
+    assert node is not None, "Node.js is required to run nkn-sdk"
+    env = {**os.environ, "NODE_PATH": str(BRIDGE_DIR / "node_modules")}
+    script = Path(__file__).with_name("stock_sender.js")
+    proc = await asyncio.create_subprocess_exec(
+        node, str(script), local_node.rpc_url, b.address, "from a stock sdk",
+        stdout=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    stdout, _ = await asyncio.wait_for(proc.communicate(), 30)
+    [got] = await receive(b, 1)
+    assert json.loads(stdout.decode().splitlines()[-1]) == {"acked": True}
+    assert got.payload == "from a stock sdk"

@@ -64,3 +64,28 @@ async def test_take_waits_for_a_put() -> None:
     assert not taker.done()
     outbox.put("dest", "late")
     assert (await asyncio.wait_for(taker, 1)).payload == "late"
+
+
+async def test_sending_future_completes_on_confirm_and_not_before() -> None:
+    outbox = Outbox(limit=10)
+    sending = outbox.put("d", "x")
+    [item] = await outbox.take_many(8)
+    assert not sending.done()
+    outbox.confirm(item.id)
+    assert sending.done()
+
+
+async def test_take_many_takes_what_waits_oldest_first_up_to_the_limit() -> None:
+    outbox = Outbox(limit=10)
+    for text in "abc":
+        outbox.put("d", text)
+    assert [i.payload for i in await outbox.take_many(2)] == ["a", "b"]
+    assert [i.payload for i in await outbox.take_many(2)] == ["c"]
+
+
+async def test_abandon_settles_waiting_and_in_flight() -> None:
+    outbox = Outbox(limit=10)
+    flying, waiting = outbox.put("d", "a"), outbox.put("d", "b")
+    await outbox.take()
+    outbox.abandon()
+    assert flying.done() and waiting.done()

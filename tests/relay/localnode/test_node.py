@@ -128,6 +128,14 @@ async def test_auth_challenge_comes_first_and_set_client_succeeds(local_node: Lo
     assert "sigChainBlockHash" in reply["Result"]
 
 
+async def test_websocket_declines_per_message_deflate(local_node: LocalNode) -> None:
+    # Deflating every frame cost about half the node's CPU per DM; real nodes do not offer it.
+    async with connect(f"ws://127.0.0.1:{local_node.port}/", compression="deflate") as ws:
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        assert json.loads(await ws.recv())["Action"] == "authChallenge"
+
+
 async def test_forged_signature_is_refused(local_node: LocalNode) -> None:
     async with raw_client(local_node) as client:
         reply = await client.register(signature="00" * 64)
