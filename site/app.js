@@ -342,18 +342,6 @@ function onPathChange() {
   listModels();
 }
 
-// The proxy's /_health says when a backend is the project's simulator; the page must then say
-// so, so that nobody takes its numbers for a real model's.
-async function labelSynthetic(proxyUrl) {
-  try {
-    const response = await fetch(`${proxyUrl}/_health`);
-    const health = await response.json();
-    $("synthetic").hidden = health.synthetic !== true;
-  } catch (_error) {
-    // An unreachable proxy shows up when a run starts; the label only adds to a working one.
-  }
-}
-
 async function init() {
   page.chart = new RateChart($("chart"));
   try {
@@ -374,7 +362,9 @@ async function init() {
     nknRadio.disabled = true;
     ui.nknStatus.textContent = nknProblem;
   }
-  labelSynthetic(cfg.proxy_url);
+  // The server asked the proxy's /_health whether the backend is the project's simulator: say
+  // so, so that nobody takes its numbers for a real model's.
+  $("synthetic").hidden = cfg.synthetic !== true;
   ui.form.addEventListener("submit", onSubmit);
   ui.stop.addEventListener("click", stopRun);
   ui.refresh.addEventListener("click", listModels);

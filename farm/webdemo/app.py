@@ -98,7 +98,9 @@ def create_app(config: SiteConfig) -> Starlette:
         return Route(url_path, endpoint, methods=["GET", "HEAD"], name=name)
 
     async def config_json(request: Request) -> Response:
-        return JSONResponse(public_config(config), headers=SECURITY_HEADERS)
+        doc = public_config(config)
+        doc["synthetic"] = await _proxy_is_synthetic(config, request.app.state.http)
+        return JSONResponse(doc, headers=SECURITY_HEADERS)
 
     async def nkn_sdk(request: Request) -> Response:
         problem = nkn_sdk_problem(config)
@@ -124,6 +126,19 @@ def create_app(config: SiteConfig) -> Starlette:
     if (problem := nkn_sdk_problem(config)) is not None:
         log.warning("%s; the NKN path is off until then", problem)
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _proxy_is_synthetic(config: SiteConfig, client: httpx.AsyncClient) -> bool:
+    """Whether the proxy's `/_health` says a backend is the simulator, so the page can say so.
+
+    Asked here rather than from the page, which may run over NKN alone and then has no CORS
+    access to the proxy. An unreachable proxy is not an error here: a run reports it.
+    """
+    try:
+        response = await client.get(config.proxy_url.rstrip("/") + "/_health", timeout=2.0)
+        return response.json().get("synthetic") is True
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
 
 
 def _file(path: Path, media_type: str) -> Response:
