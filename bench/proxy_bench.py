@@ -5,7 +5,8 @@ simulator as the backend, it measures streamed `/api/generate` requests at 9 and
 concurrent streams along three paths:
 
 * direct to the simulator,
-* through `farm.proxy` (raw ASGI on uvicorn/uvloop/httptools with its httptools upstream client, access log off),
+* through `farm.proxy` (raw ASGI on uvicorn/uvloop/httptools with its lean httptools
+  upstream client, access log off),
 * through nginx configured as a zero-buffering streaming proxy (proxy-gpu spec §A3),
 
 and prints p50/p99 TTFT, the TTFT each proxy adds over direct, the per-line delivery lag
