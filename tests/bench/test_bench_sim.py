@@ -52,29 +52,38 @@ def bench(url: str, out: Path, **changes: object) -> Report:
     return run_bench(base.replace(**changes))
 
 
-def test_nine_streams_report_the_simulators_ttft_and_token_rate(tmp_path: Path) -> None:
+# Client TTFT minus the simulator's own TTFT. At one stream it is the harness plus loopback
+# (about 0.4 ms here). At 9 streams on a 2-core box shared by the simulator and locust it was
+# 1.5-2.7 ms: the first token's delivery lag stays at ~0.5 ms, the rest is spent before the
+# simulator's handler starts its clock (uvicorn, the event loop busy with other streams), which
+# no server-side duration can show. So the strict bound is held at 1 stream and 9 streams get
+# the bound the issue uses for a load generator's limit.
+TTFT_ERROR_MS = {1: 2.0, 9: 5.0}
+
+
+def test_one_and_nine_streams_report_the_simulators_ttft_and_token_rate(tmp_path: Path) -> None:
     with SimServer(num_parallel=9, **FIXED) as sim:
-        report = bench(sim.url, tmp_path / "r", streams=(9,), duration_s=7.0)
-    row = report.summary.iloc[0]
-    assert row["errors"] == 0 and row["ok"] >= 30
-    assert row["achieved_streams"] == pytest.approx(9, abs=0.3)
-    assert row["token_mismatch"] == 0
-    # Truth is what the simulator did, from the durations it reported per request: its TTFT is
-    # load + slot wait + prefill + first decode step; its rate is eval_count / eval_duration.
-    ttft_error_ms = abs(row["ttft_ms_p50"] - row["srv_ttft_ms_p50"])
-    rate_error = abs(row["stream_tok_s_p50"] / row["srv_decode_tok_s_p50"] - 1)
-    assert rate_error <= 0.02
-    (check,) = report.checks
-    if not check.client_bound:
-        assert ttft_error_ms <= 2.0
-    else:
-        # A starved load generator (e.g. a busy shared CI box) must say so, in bold, instead.
-        md = (tmp_path / "r" / "report.md").read_text()
-        assert "**direct×9: " in md and check.reasons[0] in md
-        assert ttft_error_ms <= 25.0
+        report = bench(sim.url, tmp_path / "r", streams=(1, 9), duration_s=6.0)
+    md = (tmp_path / "r" / "report.md").read_text()
+    for (_, row), check in zip(report.summary.iterrows(), report.checks, strict=True):
+        streams = int(row["streams"])
+        assert row["errors"] == 0 and row["ok"] >= (8 if streams == 1 else 30)
+        assert row["achieved_streams"] == pytest.approx(streams, abs=0.3)
+        assert row["token_mismatch"] == 0
+        # Truth is what the simulator did, from the durations it reported per request: its
+        # TTFT is load + slot wait + prefill + first decode step; its rate is
+        # eval_count / eval_duration.
+        ttft_error_ms = abs(row["ttft_ms_p50"] - row["srv_ttft_ms_p50"])
+        rate_error = abs(row["stream_tok_s_p50"] / row["srv_decode_tok_s_p50"] - 1)
+        assert rate_error <= 0.02
+        if not check.client_bound:
+            assert ttft_error_ms <= TTFT_ERROR_MS[streams], streams
+        else:
+            # A starved load generator (e.g. a busy shared CI box) must say so, in bold.
+            assert f"**direct×{streams}: " in md and check.reasons[0] in md
+            assert ttft_error_ms <= 25.0
     rows = pd.read_parquet(tmp_path / "r" / "rows.parquet")
     assert set(rows["status"]) <= {"ok", "incomplete"}
-    md = (tmp_path / "r" / "report.md").read_text()
     assert "**backend: the Ollama simulator (synthetic numbers, no model ran)**" in md
 
 
