@@ -4,36 +4,31 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import Any
+
+from farm.childserver import ChildServer, free_port, poll_until
+
+__all__ = ["ProxyServer", "free_port"]
 
 READY_TIMEOUT_S = 20.0
 # Loopback only: never route the helper's own requests through an HTTP(S)_PROXY.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on `host`."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-class ProxyServer:
+class ProxyServer(ChildServer):
     """Run `python -m farm.proxy` against `backends` until `stop()` (or the `with` block ends).
 
     Keyword flags map onto CLI flags: `api_key="k"` → `--api-key k`, `cors_origins=[...]`
     → `--cors-origins ...`, `access_log=False` → `--no-access-log`. `env` adds environment
     variables (e.g. FARM_API_KEY) to the child's.
     """
+
+    stop_grace_s = 10.0
 
     def __init__(
         self,
@@ -52,14 +47,7 @@ class ProxyServer:
             argv += _flag(name, value)
         self.argv = argv
         self._env = {**os.environ, **(env or {})}
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        """The proxy process id (for RSS measurements)."""
-        if self._proc is None:
-            raise RuntimeError("ProxyServer is not running")
-        return self._proc.pid
+        super().__init__()
 
     def start(self) -> ProxyServer:
         """Start the process and wait until `/_health` answers."""
@@ -92,34 +80,7 @@ class ProxyServer:
     @staticmethod
     def wait_for(predicate: Callable[[], bool], timeout: float, what: str = "condition") -> None:
         """Poll `predicate` until it is true; raise TimeoutError after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what} within {timeout} s")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        """Stop the proxy (SIGTERM, then SIGKILL if it lingers)."""
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def __enter__(self) -> ProxyServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        poll_until(predicate, timeout, what)
 
 
 def _flag(name: str, value: Any) -> list[str]:

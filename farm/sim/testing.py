@@ -6,6 +6,9 @@
 
 Keyword flags become `python -m farm.sim` flags (`num_parallel=2` → `--num-parallel 2`,
 `empty_store=True` → `--empty-store`).
+
+It does not build on `farm.childserver` like the other test servers: `farm.sim` imports nothing
+else of the project, so that it stays an independent witness (see the import contracts).
 """
 
 from __future__ import annotations

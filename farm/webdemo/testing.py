@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 import subprocess
 import sys
@@ -10,20 +9,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
+from farm.childserver import ChildServer, free_port
 from farm.webdemo.certs import ensure_certificate
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free now (it may be taken again before use; tests accept that)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["SiteServer", "free_port"]
 
 
-class SiteServer:
+class SiteServer(ChildServer):
     """The demo site over HTTPS on loopback, ready on `__enter__`; `.url` is the page.
 
     The certificate is made in `cert_dir` (self-signed, as on first run) and passed with
@@ -60,8 +53,8 @@ class SiteServer:
                 args += [flag, str(value)]
         self._args = [*args, "--cert", str(self.cert), "--key", str(self.key), *extra_args]
         self._start_timeout = start_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
         self.printed = ""  # the line the server printed for its user
+        super().__init__()
 
     def start(self) -> SiteServer:
         """Start the subprocess and poll `/config.json` until it answers."""
@@ -92,29 +85,3 @@ class SiteServer:
             if self._proc.stdout is not None:
                 self.printed = self._proc.stdout.readline().decode().strip()
             return self
-
-    def stop(self) -> None:
-        """Stop the server and reap the process."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
-        self._proc = None
-
-    def __enter__(self) -> SiteServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -10,13 +10,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from types import TracebackType
 from typing import IO, Any
+
+from farm.childserver import ChildServer
 
 _START_LINE = re.compile(r"listening on (https?://\S+)")
 
 
-class LocalNode:
+class LocalNode(ChildServer):
     """A `python -m relay.localnode` subprocess on a loopback port, ready on `__enter__`.
 
     `port=0` (the default) lets the node pick a free port; pass a fixed port to restart a
@@ -37,8 +38,8 @@ class LocalNode:
         if certfile and keyfile:
             self._args += ["--certfile", certfile, "--keyfile", keyfile]
         self._start_timeout = start_timeout
-        self._proc: subprocess.Popen[str] | None = None
         self.url = ""
+        super().__init__()
 
     def start(self) -> LocalNode:
         """Start the subprocess and wait for its start line."""
@@ -87,34 +88,3 @@ class LocalNode:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"local node state never matched: {state}")
             time.sleep(0.05)
-
-    def kill(self) -> None:
-        """SIGKILL the node (clients see their sockets drop)."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-
-    def stop(self) -> None:
-        """Stop the node and reap the process."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
-
-    def __enter__(self) -> LocalNode:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -14,6 +14,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from farm.childserver import ChildServer
+
 SUBCLIENTS = 2
 
 
@@ -23,11 +25,13 @@ def nkn_address(seed_hex: str) -> str:
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
-class RelayProcess:
+class RelayProcess(ChildServer):
     """A relay serving `targets` over the NKN node at `rpc_url`; `.address` is its NKN address.
 
     `settings` adds `.env` keys (e.g. RELAY_ALLOWED_PEERS) through the environment.
     """
+
+    stop_grace_s = 10.0
 
     def __init__(
         self,
@@ -50,7 +54,7 @@ class RelayProcess:
             "NO_PROXY": "127.0.0.1,localhost,::1",
             **(settings or {}),
         }
-        self._proc: subprocess.Popen[bytes] | None = None
+        super().__init__()
 
     @property
     def subclient_addresses(self) -> list[str]:
@@ -73,21 +77,8 @@ class RelayProcess:
         wanted = set(self.subclient_addresses)
         deadline = time.monotonic() + timeout
         while not wanted <= set(node_state()["clients"]):
-            if self._proc is not None and self._proc.poll() is not None:
-                raise RuntimeError(f"relay exited with status {self._proc.returncode}")
+            if (status := self.exited()) is not None:
+                raise RuntimeError(f"relay exited with status {status}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"relay {self.address} never registered on the local node")
             time.sleep(0.05)
-
-    def stop(self) -> None:
-        """Stop the relay and reap it."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
