@@ -59,3 +59,20 @@ def summary_rate(page: Page) -> float:
     text = page.locator("#sum-rate").inner_text()
     assert re.fullmatch(r"\d+(\.\d+)?", text), f"no aggregate tokens/s shown: {text!r}"
     return float(text)
+
+
+def active_slots(state: dict[str, Any]) -> int:
+    """Slots the simulator holds for running requests, over all models (`/_sim/state`)."""
+    return sum(model["active"] for model in state["models"].values())
+
+
+def stop_three_running_streams(page: Page, sim: Any, free_within_s: float) -> None:
+    """Start 3 long streams, wait until the simulator runs all 3, press Stop; then every pane
+    must say cancelled and the simulator must free every slot within `free_within_s`."""
+    start(page, streams="3", max_tokens="2000")
+    expect(page.locator(".pane[data-state=streaming]")).to_have_count(3, timeout=20_000)
+    sim.wait_for(lambda state: active_slots(state) == 3, timeout=10)
+    page.get_by_role("button", name="Stop").click()
+    wait_all_finished(page, 3)
+    assert [p["state"] for p in panes(page)] == ["cancelled"] * 3
+    sim.wait_for(lambda state: active_slots(state) == 0, timeout=free_within_s)

@@ -19,6 +19,7 @@ from tests.farm.webdemo.pagedriver import (
     open_page,
     panes,
     start,
+    stop_three_running_streams,
     summary_rate,
     wait_all_finished,
     wait_for_models,
@@ -32,10 +33,6 @@ class Stack:
     sim: Any
     proxy: Any
     site: SiteServer
-
-
-def _active(state: dict[str, Any]) -> int:
-    return sum(model["active"] for model in state["models"].values())
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +79,7 @@ def test_stop_cancels_every_stream_and_frees_the_simulator_slots(
 ) -> None:
     open_page(page, stack.site.url)
     wait_for_models(page)
-    start(page, streams="3", max_tokens="2000")
-    expect(page.locator(".pane[data-state=streaming]")).to_have_count(3, timeout=20_000)
-    stack.sim.wait_for(lambda state: _active(state) == 3, timeout=10)
-    page.get_by_role("button", name="Stop").click()
-    wait_all_finished(page, 3)
-    assert [p["state"] for p in panes(page)] == ["cancelled"] * 3
-    stack.sim.wait_for(lambda state: _active(state) == 0, timeout=10)
+    stop_three_running_streams(page, stack.sim, free_within_s=10)
     expect(page.get_by_role("button", name="Start")).to_be_enabled()
     assert page_log.errors == []
 

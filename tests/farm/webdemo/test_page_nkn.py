@@ -23,6 +23,7 @@ from tests.farm.webdemo.pagedriver import (
     open_page,
     panes,
     start,
+    stop_three_running_streams,
     summary_rate,
     wait_all_finished,
     wait_for_models,
@@ -45,10 +46,6 @@ class NknStack:
     node: LocalNode
     relay: RelayProcess
     site: SiteServer
-
-
-def _active(state: dict[str, Any]) -> int:
-    return sum(model["active"] for model in state["models"].values())
 
 
 @pytest.fixture(scope="module")
@@ -113,14 +110,8 @@ def test_stop_over_nkn_sends_relay_cancel_and_frees_the_simulator_slots(
 ) -> None:
     open_page(page, nkn_stack.site.url)
     choose_nkn(page)
-    start(page, streams="3", max_tokens="2000")
-    expect(page.locator(".pane[data-state=streaming]")).to_have_count(3, timeout=20_000)
-    nkn_stack.sim.wait_for(lambda state: _active(state) == 3, timeout=10)
-    page.get_by_role("button", name="Stop").click()
-    wait_all_finished(page, 3)
-    assert [p["state"] for p in panes(page)] == ["cancelled"] * 3
-    # Only relay.cancel can free these: the page holds no HTTP connection to the proxy.
-    nkn_stack.sim.wait_for(lambda state: _active(state) == 0, timeout=15)
+    # Only relay.cancel can free the slots: the page holds no HTTP connection to the proxy.
+    stop_three_running_streams(page, nkn_stack.sim, free_within_s=15)
     assert page_log.errors == []
 
 
