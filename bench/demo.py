@@ -29,8 +29,8 @@ from bench.config import BenchConfig
 from bench.errors import TargetError
 from bench.report import Report
 from bench.run import ProgressFn, run_bench
-from farm.sim.testing import free_port
-from relay.localnode.testing import LocalNode
+from farm.common.net import free_port
+from relay.localnode.child import LocalNode
 
 log = logging.getLogger(__name__)
 _RELAY_READY = re.compile(r"NKN ready: (\S+)")

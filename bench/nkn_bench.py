@@ -25,15 +25,15 @@ from typing import Any
 
 import httpx
 
-from farm.proxy.testing import ProxyServer
-from farm.sim.testing import SimServer
+from farm.proxy.child import ProxyServer
+from farm.sim.child import SimServer
 from relay.bridge import BridgeConfig, NknTransport
 from relay.client import RelayClient
 from relay.config import RelayConfig
 from relay.errors import ClientError
-from relay.localnode.testing import LocalNode
+from relay.localnode.child import LocalNode
+from relay.memory import MemoryNetwork
 from relay.server import RelayServer
-from relay.testing import MemoryNetwork
 from relay.transport import Transport
 
 SCHEMA_VERSION = 1

@@ -162,8 +162,8 @@ async def _loopback(stack: contextlib.AsyncExitStack, url: str) -> tuple[Transpo
     """Start a RelayServer for `url` on a MemoryNetwork; return the peer's transport and the
     relay's address."""
     from relay.config import RelayConfig
+    from relay.memory import MemoryNetwork
     from relay.server import RelayServer
-    from relay.testing import MemoryNetwork
 
     network = MemoryNetwork()
     relay_t, peer_t = network.transport("relay"), network.transport("bench")

@@ -39,8 +39,9 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from farm.proxy.testing import ProxyServer, free_port
-from farm.sim.testing import SimServer
+from farm.common.net import free_port
+from farm.proxy.child import ProxyServer
+from farm.sim.child import SimServer
 
 log = logging.getLogger("bench.proxy_bench")
 MODEL = "gemma3:4b"

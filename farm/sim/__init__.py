@@ -2,5 +2,5 @@
 
 It imports nothing else from `farm` (it is the independent witness the other parts are
 tested against). Entry points: `python -m farm.sim`, `farm.sim.app.create_app(config)` and
-`farm.sim.testing.SimServer`.
+`farm.sim.child.SimServer`.
 """

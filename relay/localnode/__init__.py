@@ -2,5 +2,5 @@
 
 It is a local test network, never the real NKN network. Run it with
 `python -m relay.localnode --port P` (or `invoke nkn-local`); in tests use
-`relay.localnode.testing.LocalNode()`.
+`relay.localnode.child.LocalNode()`.
 """

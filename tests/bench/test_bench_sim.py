@@ -22,9 +22,9 @@ import pytest
 from bench.config import BenchConfig
 from bench.report import Report
 from bench.run import run_bench
-from farm.proxy.testing import ProxyServer
-from farm.sim.testing import SimServer
-from relay.localnode.testing import LocalNode
+from farm.proxy.child import ProxyServer
+from farm.sim.child import SimServer
+from relay.localnode.child import LocalNode
 
 DECODE_MS = 20.0
 PREFILL_MS_PER_TOKEN = 0.5

@@ -14,8 +14,8 @@ import httpx
 
 from relay.client import RelayClient
 from relay.config import RelayConfig
+from relay.memory import MemoryNetwork, MemoryTransport
 from relay.server import RelayServer
-from relay.testing import MemoryNetwork, MemoryTransport
 
 
 @dataclass

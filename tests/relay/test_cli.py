@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from farm.sim.testing import SimServer
-from relay.localnode.testing import LocalNode
+from farm.sim.child import SimServer
+from relay.localnode.child import LocalNode
 
 MODEL = "gemma3:4b"
 

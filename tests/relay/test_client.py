@@ -10,7 +10,7 @@ import pytest
 
 from relay.client import RelayClient
 from relay.errors import ClientTimeout, RemoteError, StreamGapError
-from relay.testing import MemoryNetwork
+from relay.memory import MemoryNetwork
 from tests.relay.harness import config_for, running_relay
 from tests.relay.upstream import Upstream
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from farm.sim.testing import SimServer
+from farm.sim.child import SimServer
 from relay.bridge import BridgeConfig, NknTransport
 from relay.client import RelayClient
-from relay.localnode.testing import LocalNode
+from relay.localnode.child import LocalNode
 from relay.server import RelayServer
 from tests.relay.harness import config_for
 from tests.relay.upstream import Upstream

@@ -189,7 +189,7 @@ async def test_peer_not_in_allowed_peers_is_forbidden() -> None:
 
 
 async def test_allowed_peer_by_public_key_is_served() -> None:
-    from relay.testing import MemoryNetwork
+    from relay.memory import MemoryNetwork
 
     network = MemoryNetwork()
     pubkey = network.transport("peer").address.rsplit(".", 1)[1]

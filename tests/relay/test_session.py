@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from relay.client import StreamLine
-from relay.testing import MemoryNetwork
+from relay.memory import MemoryNetwork
 from tests.relay.harness import Harness, config_for, running_relay
 
 pytestmark = pytest.mark.anyio

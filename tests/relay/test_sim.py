@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from farm.sim.testing import SimServer
+from farm.sim.child import SimServer
 from tests.relay.harness import config_for, running_relay
 
 pytestmark = pytest.mark.anyio

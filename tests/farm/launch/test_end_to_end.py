@@ -7,7 +7,7 @@ from __future__ import annotations
 import ollama
 import psutil
 
-from farm.sim.testing import SimServer
+from farm.sim.child import SimServer
 
 from .conftest import Farm, free_ports, port_is_free
 

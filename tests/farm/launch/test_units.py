@@ -17,7 +17,7 @@ from farm.launch.models_dir import detect, ensure_usable
 from farm.launch.proxy_process import proxy_argv
 from farm.launch.status import gpu_memory
 from farm.launch.warmup import keep_alive_value, warm_up
-from farm.sim.testing import SimServer
+from farm.sim.child import SimServer
 
 
 @pytest.mark.parametrize(

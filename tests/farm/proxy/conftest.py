@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import uvicorn
 
+from farm.common.net import free_port
 from farm.proxy.app import ProxyApp, create_app
 from farm.proxy.config import ProxyConfig
-from farm.proxy.testing import free_port
 from tests.farm.proxy.fake_backend import FakeBackend
 
 

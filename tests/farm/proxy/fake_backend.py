@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from farm.proxy.testing import free_port
+from farm.common.net import free_port
 
 EXISTING_BLOB = "sha256:" + "e" * 64
 BIG = bytes(range(256)) * 20_000  # ~5 MB: more than any buffer on the way

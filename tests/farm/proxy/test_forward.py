@@ -127,7 +127,7 @@ async def test_backend_dying_mid_stream_ends_with_error_event(
 
 
 async def test_unreachable_backend_gives_502_json(proxy_for):
-    from farm.proxy.testing import free_port
+    from farm.common.net import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     async with proxy_for([dead]) as proxy, aiohttp.ClientSession() as http:

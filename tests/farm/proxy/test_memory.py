@@ -8,7 +8,7 @@ import aiohttp
 import psutil
 import pytest
 
-from farm.proxy.testing import ProxyServer
+from farm.proxy.child import ProxyServer
 from tests.farm.proxy.fake_backend import FakeBackend
 
 pytestmark = pytest.mark.anyio

@@ -10,8 +10,8 @@ import json
 import aiohttp
 import pytest
 
+from farm.common.net import free_port
 from farm.proxy.config import ProxyConfig
-from farm.proxy.testing import free_port
 from tests.farm.proxy.conftest import run_proxy
 from tests.farm.proxy.fake_backend import EXISTING_BLOB, FakeBackend
 from tests.farm.proxy.test_forward import wait_until

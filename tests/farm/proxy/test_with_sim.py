@@ -18,8 +18,8 @@ import httpx
 import ollama
 import pytest
 
-from farm.proxy.testing import ProxyServer
-from farm.sim.testing import SimServer
+from farm.proxy.child import ProxyServer
+from farm.sim.child import SimServer
 
 MODEL = "gemma3:4b"
 FAST = {"load_ms": 30, "decode_ms": 3, "prefill_ms_per_token": 0.05, "seed": 7}

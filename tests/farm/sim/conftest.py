@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import ollama
 import pytest
 
-from farm.sim.testing import SimServer
+from farm.sim.child import SimServer
 
 FAST = {"load_ms": 60, "decode_ms": 4, "prefill_ms_per_token": 0.1}
 

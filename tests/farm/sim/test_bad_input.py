@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from farm.sim.testing import SimServer
+from farm.sim.child import SimServer
 
 GEN = "/api/generate"
 M = "gemma3:4b"

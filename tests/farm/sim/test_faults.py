@@ -8,8 +8,8 @@ import httpx
 import ollama
 import pytest
 
+from farm.sim.child import SimServer
 from farm.sim.generation import RUNNER_DIED
-from farm.sim.testing import SimServer
 
 from .conftest import FAST
 

@@ -8,7 +8,7 @@ import httpx
 import ollama
 import pytest
 
-from farm.sim.testing import SimServer
+from farm.sim.child import SimServer
 
 from .conftest import FAST
 

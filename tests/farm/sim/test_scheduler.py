@@ -10,7 +10,7 @@ import anyio
 import httpx
 import pytest
 
-from farm.sim.testing import SimServer
+from farm.sim.child import SimServer
 
 from .conftest import FAST
 

@@ -14,7 +14,7 @@ import anyio
 import httpx
 import pytest
 
-from farm.sim.testing import SimServer
+from farm.sim.child import SimServer
 
 MODEL = "gemma3:4b"
 TOLERANCE_NS = 5_000_000

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from farm.sim.child import SimServer
 from farm.sim.frames import NativeChunk
-from farm.sim.testing import SimServer
 
 from .conftest import FAST
 

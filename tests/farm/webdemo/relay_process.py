@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from farm.childserver import ChildServer
+from farm.common.childserver import ChildServer
 
 SUBCLIENTS = 2
 

@@ -11,7 +11,7 @@ import pytest
 
 from farm.webdemo.app import create_app
 from farm.webdemo.config import SiteConfig
-from relay.localnode.testing import LocalNode
+from relay.localnode.child import LocalNode
 
 PUBKEY = "cd" * 32
 

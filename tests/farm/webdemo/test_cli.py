@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from farm.webdemo.child import SiteServer
 from farm.webdemo.config import SiteConfig
 from farm.webdemo.server import prepare_certificate
-from farm.webdemo.testing import SiteServer
 
 
 def test_the_server_prints_the_url_it_serves(tmp_path: Path) -> None:

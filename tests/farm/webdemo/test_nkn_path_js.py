@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from farm.webdemo.testing import SiteServer
+from farm.webdemo.child import SiteServer
 
 # Runs in the page: build an NknRelay without a network, open one stream's frame handler and
 # feed it `frames`; return the lines the sink saw, in order, and how the stream ended.

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from farm.proxy.testing import ProxyServer
-from farm.sim.testing import SimServer
-from farm.webdemo.testing import SiteServer
-from relay.localnode.testing import LocalNode
+from farm.proxy.child import ProxyServer
+from farm.sim.child import SimServer
+from farm.webdemo.child import SiteServer
+from relay.localnode.child import LocalNode
 from tests.farm.webdemo.conftest import PageLog
 from tests.farm.webdemo.pagedriver import (
     open_page,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from relay.bridge import BridgeConfig, NknTransport
-from relay.localnode.testing import LocalNode
+from relay.localnode.child import LocalNode
 from relay.transport import Incoming, Transport
 
 

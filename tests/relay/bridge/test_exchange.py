@@ -16,7 +16,7 @@ import pytest
 
 from relay.bridge import BridgeError, MessageTooLargeError, NknTransport
 from relay.bridge.config import BRIDGE_DIR
-from relay.localnode.testing import LocalNode
+from relay.localnode.child import LocalNode
 from relay.transport import Incoming
 from tests.relay.bridge.support import make_config, receive, running
 

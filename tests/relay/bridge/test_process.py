@@ -9,7 +9,7 @@ import pytest
 
 from relay.bridge.process import BridgeProcess
 from relay.bridge.protocol import BridgeFailure, Closed, Event, ProbeCommand, ProbeEcho, Ready
-from relay.localnode.testing import LocalNode
+from relay.localnode.child import LocalNode
 from tests.relay.bridge.support import make_config
 
 pytestmark = pytest.mark.anyio

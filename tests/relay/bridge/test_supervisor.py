@@ -17,7 +17,7 @@ from relay.bridge import (
     NknTransport,
 )
 from relay.bridge.config import BRIDGE_DIR
-from relay.localnode.testing import LocalNode
+from relay.localnode.child import LocalNode
 from relay.transport import Incoming
 from tests.relay.bridge.support import make_config, receive, running
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from relay.localnode.testing import LocalNode
+from relay.localnode.child import LocalNode
 
 
 @pytest.fixture

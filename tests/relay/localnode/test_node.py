@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.asyncio.client import ClientConnection, connect
 
+from relay.localnode.child import LocalNode
 from relay.localnode.codec import (
     INBOUND_MESSAGE,
     OUTBOUND_MESSAGE,
@@ -28,7 +29,6 @@ from relay.localnode.codec import (
     InboundMessage,
     OutboundMessage,
 )
-from relay.localnode.testing import LocalNode
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from relay.bridge.config import BRIDGE_DIR
-from relay.localnode.testing import LocalNode
+from relay.localnode.child import LocalNode
 
 SCRIPT = Path(__file__).with_name("sdk_clients.js")
 

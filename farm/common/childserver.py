@@ -3,13 +3,10 @@
 The shared part of the project's test servers (`ProxyServer`, `SiteServer`, `LocalNode`, the
 relay process of the browser tests): a free port, polling a condition with a deadline, and a
 stop that asks first (SIGTERM) and insists after a grace period (SIGKILL), always reaping.
-The simulator's `SimServer` keeps its own copy on purpose: `farm.sim` imports nothing else of
-the project, so that it stays an independent witness.
 """
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from abc import ABC, abstractmethod
@@ -18,13 +15,6 @@ from types import TracebackType
 from typing import Any, Self
 
 POLL_INTERVAL_S = 0.05
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on `host` (tests accept the small race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def poll_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -7,15 +7,14 @@
 Keyword flags become `python -m farm.sim` flags (`num_parallel=2` → `--num-parallel 2`,
 `empty_store=True` → `--empty-store`).
 
-It does not build on `farm.childserver` like the other test servers: `farm.sim` imports nothing
-else of the project, so that it stays an independent witness (see the import contracts).
+It does not build on `farm.common.childserver` like the other child servers, so that the
+simulator's own process handling stays independent of what it is used to check.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,15 +25,10 @@ from typing import Any
 
 import httpx
 
+from farm.common.net import free_port
+
 READY_TIMEOUT_S = 20.0
 POLL_INTERVAL_S = 0.01
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free on `host` a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _argv(flags: Mapping[str, Any]) -> list[str]:

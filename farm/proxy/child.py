@@ -11,7 +11,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from farm.childserver import ChildServer, free_port, poll_until
+from farm.common.childserver import ChildServer, poll_until
+from farm.common.net import free_port
 
 __all__ = ["ProxyServer", "free_port"]
 

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import IO, Any
 
-from farm.childserver import ChildServer
+from farm.common.childserver import ChildServer
 
 _START_LINE = re.compile(r"listening on (https?://\S+)")
 

@@ -10,7 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from farm.childserver import ChildServer, free_port
+from farm.common.childserver import ChildServer
+from farm.common.net import free_port
 from farm.webdemo.certs import ensure_certificate
 
 __all__ = ["SiteServer", "free_port"]
