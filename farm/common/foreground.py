@@ -47,6 +47,21 @@ def reap_group(pgid: int, grace_s: float = GRACE_S) -> None:
         _signal_group(pgid, signal.SIGKILL)
 
 
+def _wait(proc: subprocess.Popen[bytes], received: list[int], grace_s: float) -> int:
+    """Wait for `proc`; once a signal was forwarded, give it `grace_s`, then kill its group."""
+    killed_at: float | None = None
+    while True:
+        try:
+            # Short waits: a signal handler runs between them, and the grace clock can start.
+            return proc.wait(timeout=0.1)
+        except subprocess.TimeoutExpired:
+            pass
+        if received and killed_at is None:
+            killed_at = time.monotonic() + grace_s
+        if killed_at is not None and time.monotonic() >= killed_at:
+            _signal_group(proc.pid, signal.SIGKILL)
+
+
 def run_foreground(
     argv: Sequence[str], env: Mapping[str, str] | None = None, grace_s: float = GRACE_S
 ) -> int:
@@ -65,12 +80,7 @@ def run_foreground(
 
     previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
     try:
-        while True:
-            try:
-                code = proc.wait(timeout=grace_s if received else None)
-                break
-            except subprocess.TimeoutExpired:
-                _signal_group(proc.pid, signal.SIGKILL)
+        code = _wait(proc, received, grace_s)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

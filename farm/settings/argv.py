@@ -40,6 +40,11 @@ def help_text(spec: SettingSpec) -> str:
     return f"{spec.help} ({'; '.join(notes)})" if notes else spec.help
 
 
+def _escaped(text: str) -> str:
+    # argparse %-formats help strings; a literal "%" (e.g. "5 % of slots") must be doubled.
+    return text.replace("%", "%%")
+
+
 def parser_for(cls: type[ServiceSettings]) -> argparse.ArgumentParser:
     """An argparse parser for `cls`; every option defaults to "not given" (SUPPRESS)."""
     parser = _Parser(prog=cls.prog or None, description=cls.summary or cls.__doc__)
@@ -47,12 +52,12 @@ def parser_for(cls: type[ServiceSettings]) -> argparse.ArgumentParser:
         if spec.positional:
             nargs = "*" if spec.kind == "list" else ("?" if not spec.required else None)
             parser.add_argument(
-                spec.name, nargs=nargs, default=argparse.SUPPRESS, help=help_text(spec)
+                spec.name, nargs=nargs, default=argparse.SUPPRESS, help=_escaped(help_text(spec))
             )
             continue
         if spec.flag is None:
             continue
-        _add_option(parser, spec, spec.flag, spec.name, help_text(spec))
+        _add_option(parser, spec, spec.flag, spec.name, _escaped(help_text(spec)))
         for old in spec.deprecated:
             _add_option(parser, spec, old, f"{_DEPRECATED}{spec.name}:{old}", argparse.SUPPRESS)
     parser.add_argument(
