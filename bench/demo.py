@@ -8,9 +8,7 @@ returns the report. Every process it started is stopped on the way out — also 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 import signal
 import subprocess
@@ -18,34 +16,25 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from bench.config import BenchConfig
 from bench.errors import TargetError
 from bench.report import Report
 from bench.run import ProgressFn, run_bench
+from bench.settings import BenchSettings, DemoSettings
 from farm.common.net import free_port
+from farm.launch.settings import UpSettings
+from farm.settings import child_env, to_argv
 from relay.localnode.child import LocalNode
+from relay.settings import RelaySettings
 
 log = logging.getLogger(__name__)
 _RELAY_READY = re.compile(r"NKN ready: (\S+)")
-
-
-@dataclass(frozen=True, slots=True)
-class DemoPlan:
-    """What the demo runs: farm mode and model, streams, how long each path is measured."""
-
-    mode: str = "sim"
-    model: str = "gemma3:4b"
-    streams: int = 9
-    duration_s: float = 15.0
-    out: Path | None = None
-    ready_timeout_s: float = 90.0
+READY_TIMEOUT_S = 90.0
 
 
 def _stop(proc: subprocess.Popen[bytes], name: str) -> None:
@@ -62,7 +51,7 @@ def _stop(proc: subprocess.Popen[bytes], name: str) -> None:
 
 @contextmanager
 def _process(
-    argv: list[str], name: str, log_path: Path, env: dict[str, str]
+    argv: list[str], name: str, log_path: Path, env: Mapping[str, str]
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run a child with its output in `log_path`; stop it when the block ends."""
     with log_path.open("wb") as out:
@@ -106,68 +95,76 @@ def _wait_relay(log_path: Path, proc: subprocess.Popen[bytes], timeout_s: float)
     raise TargetError(f"the relay did not join the local NKN node within {timeout_s:.0f}s")
 
 
-def run_demo(plan: DemoPlan, on_progress: ProgressFn | None = None) -> Report:
-    """Bring everything up, benchmark direct/proxy/NKN with `plan.streams` streams, tear down."""
+def farm_settings(plan: DemoSettings, work: Path) -> UpSettings:
+    """The farm the demo starts: one backend with a slot per stream, on loopback ports."""
+    return UpSettings(
+        mode=plan.mode,
+        model=plan.model,
+        num_parallel=plan.streams,
+        front_port=free_port(),
+        back_port=free_port(),
+        host="127.0.0.1",
+        state_dir=work / "farm",
+    )
+
+
+def relay_settings(work: Path, rpc_url: str, proxy_url: str, streams: int) -> RelaySettings:
+    """The relay the demo starts on the local NKN node, in front of the farm's proxy."""
+    return RelaySettings(
+        env_file=work / "relay.env",
+        nkn_rpc=(rpc_url,),
+        targets={"ollama": proxy_url},
+        # One relay worker per stream: the default 4 would queue or refuse the rest.
+        workers=streams,
+    )
+
+
+def run_demo(
+    plan: DemoSettings,
+    environ: Mapping[str, str],
+    on_progress: ProgressFn | None = None,
+    ready_timeout_s: float = READY_TIMEOUT_S,
+) -> Report:
+    """Bring everything up, benchmark direct/proxy/NKN with `plan.streams` streams, tear down.
+
+    `environ` is the environment the children start from (the entry point's snapshot).
+    """
     work = Path(tempfile.mkdtemp(prefix="farm-demo-"))
-    front, back = free_port(), free_port()
-    env = {**os.environ, "FARM_STATE_DIR": str(work / "farm")}
+    farm = farm_settings(plan, work)
+    proxy_url = f"http://127.0.0.1:{farm.front_port}"
     with ExitStack() as stack:
-        farm = stack.enter_context(
+        farm_proc = stack.enter_context(
             _process(
-                [
-                    sys.executable,
-                    "-m",
-                    "farm",
-                    "up",
-                    "--mode",
-                    plan.mode,
-                    "--model",
-                    plan.model,
-                    "--num-parallel",
-                    str(plan.streams),
-                    "--front-port",
-                    str(front),
-                    "--back-port",
-                    str(back),
-                    "--host",
-                    "127.0.0.1",
-                ],  # fmt: skip
+                [sys.executable, "-m", "farm", "up", *to_argv(farm)],
                 "farm",
                 work / "farm.log",
-                env,
+                {**environ, **child_env(farm)},
             )
         )
-        proxy_url = f"http://127.0.0.1:{front}"
         node = stack.enter_context(LocalNode())
-        relay_env = {
-            **env,
-            "NKN_RPC_SERVER_ADDR": node.rpc_url,
-            "RELAY_TARGETS": json.dumps({"ollama": proxy_url}),
-            # One relay worker per stream: the default 4 would queue or refuse the rest.
-            "RELAY_WORKERS": str(plan.streams),
-        }
-        relay = stack.enter_context(
+        relay = relay_settings(work, node.rpc_url, proxy_url, plan.streams)
+        relay_proc = stack.enter_context(
             _process(
-                [sys.executable, "-m", "relay", "--env-file", str(work / "relay.env")],
+                [sys.executable, "-m", "relay", *to_argv(relay)],
                 "relay",
                 work / "relay.log",
-                relay_env,
+                {**environ, **child_env(relay)},
             )
         )
-        _wait_health(proxy_url, farm, plan.ready_timeout_s, work / "farm.log")
-        address = _wait_relay(work / "relay.log", relay, plan.ready_timeout_s)
-        config = BenchConfig(
-            targets=("direct", "proxy", "nkn"),
-            streams=(plan.streams,),
+        _wait_health(proxy_url, farm_proc, ready_timeout_s, work / "farm.log")
+        address = _wait_relay(work / "relay.log", relay_proc, ready_timeout_s)
+        config = BenchSettings(
+            target=("direct", "proxy", "nkn"),
+            streams=plan.streams,
             proxy_url=proxy_url,
             relay_address=address,
-            nkn_rpc_url=node.rpc_url,
-            duration_s=plan.duration_s,
+            nkn_rpc=node.rpc_url,
+            duration=plan.duration,
             prompts="mixed",
             max_tokens=64,
             out=plan.out,
         )
-        report = run_bench(config, on_progress)
+        report = run_bench(config, environ=environ, on_progress=on_progress)
     return report
 
 

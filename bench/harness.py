@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench import measure
+from bench.quantiles import quantiles
 
-# Thresholds (bench spec §4.2): on a 2-vCPU box TTFT error stays within a few ms while one
+# Thresholds: on a 2-vCPU box TTFT error stays within a few ms while one
 # worker stays under about half a core. The hub-lag probe (a greenlet sleeping 10 ms) wakes late
 # by whatever held the CPU; its typical lateness (median of the per-second medians) adds to
 # every measured time, so it is judged against the 2 ms accuracy bar. Its worst case per second
@@ -62,10 +62,8 @@ def check(
         steady = health
     cpu = steady["cpu_pct"] if len(steady) else pd.Series(dtype=float)
     typical = "hub_lag_p50_ms" if "hub_lag_p50_ms" in steady else "hub_lag_max_ms"
-    lag = measure.quantiles(list(steady[typical])) if len(steady) else measure.quantiles([])
-    worst = (
-        measure.quantiles(list(steady["hub_lag_max_ms"])) if len(steady) else measure.quantiles([])
-    )
+    lag = quantiles(steady[typical] if len(steady) else [])
+    worst = quantiles(steady["hub_lag_max_ms"] if len(steady) else [])
     cpu_max = float(cpu.max()) if len(cpu) else float("nan")
     reasons = []
     busy_worker = cpu_max > CPU_LIMIT_PCT
@@ -104,3 +102,25 @@ def check(
         reasons=tuple(reasons),
         advice=advice if reasons else "",
     )
+
+
+def check_runs(
+    summary: pd.DataFrame, health: pd.DataFrame, closed_loop: bool
+) -> tuple[HarnessCheck, ...]:
+    """One `check` per row of the summary table, each on the health samples of its own run
+    (`<target>-s<streams>`); concurrency is judged only for a closed-loop, duration-bound run."""
+    out = []
+    for _, row in summary.iterrows():
+        run = f"{row['target']}-s{row['streams']}"
+        cell = health[health["run"] == run] if len(health) else health
+        out.append(
+            check(
+                str(row["target"]),
+                int(row["streams"]),
+                cell,
+                float(row["achieved_streams"]),
+                float(row["send_lag_ms_p99"]),
+                check_concurrency=closed_loop,
+            )
+        )
+    return tuple(out)

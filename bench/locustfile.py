@@ -2,7 +2,10 @@
 
 With `bench/users.py`, the only module that imports locust or gevent. Locust loads this file by
 path and puts `bench/` first on `sys.path`; the init hook takes it off again so that modules
-here (config, record, ...) can never shadow an installed package of the same name.
+here (settings, record, ...) can never shadow an installed package of the same name.
+
+Locust's parser owns a locust process's command line, so the bench's own options are declared
+in `bench.child_settings.WorkerSettings` and added to that parser from the declaration.
 """
 
 from __future__ import annotations
@@ -19,12 +22,18 @@ import psutil
 from locust import events, task
 from locust.runners import MasterRunner
 
+from bench.child_settings import WorkerSettings
+from bench.quantiles import quantile
 from bench.runtime import BenchRuntime, RunSpec
 from bench.users import HttpStreamUser, NknStreamUser
+from farm.settings import process_environ, specs
+from farm.settings.argv import help_text
+from farm.settings.load import validate
 
 log = logging.getLogger(__name__)
 _HERE = str(Path(__file__).resolve().parent)
-# The hub-lag probe sleeps this long and records how late it wakes up (bench spec §3.7).
+# The hub-lag probe sleeps this long and records how late it wakes up: whatever else held the
+# CPU (other greenlets, other processes) delays every measured time by as much.
 _PROBE_S = 0.010
 
 
@@ -48,10 +57,15 @@ class NknStream(NknStreamUser):
 
 @events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
 def _add_options(parser: Any) -> None:
-    parser.add_argument("--bench-spec", default="", help="run spec JSON written by bench.run")
-    parser.add_argument("--bench-worker", type=int, default=0, help="this process's number")
-    parser.add_argument("--bench-quota", type=int, default=0, help="max requests (0: no cap)")
-    parser.add_argument("--bench-rate-share", type=float, default=1.0, help="share of --rate")
+    # Every option defaults to None ("not given"): `WorkerSettings` holds the defaults.
+    for spec in specs(WorkerSettings):
+        parser.add_argument(spec.flag, default=None, help=help_text(spec))
+
+
+def worker_settings(options: Any) -> WorkerSettings:
+    """The bench's options from locust's parsed options, validated (SettingsError: one line)."""
+    given = {s.name: getattr(options, s.name, None) for s in specs(WorkerSettings)}
+    return validate(WorkerSettings, {k: v for k, v in given.items() if v is not None})
 
 
 @events.init.add_listener  # type: ignore[untyped-decorator]
@@ -59,14 +73,19 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     while _HERE in sys.path:
         sys.path.remove(_HERE)
     opts = environment.parsed_options
-    if opts is None or not opts.bench_spec or isinstance(environment.runner, MasterRunner):
+    if opts is None or isinstance(environment.runner, MasterRunner):
         return
-    spec = RunSpec.from_json(Path(opts.bench_spec).read_text(encoding="utf-8"))
+    options = worker_settings(opts)
+    if options.bench_spec is None:
+        return
+    text = options.bench_spec.read_text(encoding="utf-8")
+    # The run spec carries the settings as argv; their secrets come in this environment.
+    spec = RunSpec.from_json(text, process_environ())
     runtime = BenchRuntime(
         spec,
-        worker_number=opts.bench_worker,
-        quota=opts.bench_quota or None,
-        rate_share=opts.bench_rate_share,
+        worker_number=options.bench_worker,
+        quota=options.bench_quota or None,
+        rate_share=options.bench_rate_share,
     )
     environment.bench_runtime = runtime
     gevent.spawn(_monitor, runtime)
@@ -85,14 +104,13 @@ def _monitor(runtime: BenchRuntime) -> None:
             before = time.perf_counter()
             gevent.sleep(_PROBE_S)
             lags_s.append(time.perf_counter() - before - _PROBE_S)
-        lags_s.sort()
         runtime.write_health(
             {
                 "t_unix_s": time.time(),
                 "worker_id": runtime.worker_id,
                 "cpu_pct": proc.cpu_percent(None),
-                "hub_lag_p50_ms": lags_s[len(lags_s) // 2] * 1000,
-                "hub_lag_max_ms": lags_s[-1] * 1000,
+                "hub_lag_p50_ms": quantile(lags_s, 0.5) * 1000,
+                "hub_lag_max_ms": max(lags_s) * 1000,
                 "in_flight": runtime.in_flight,
                 "loadavg_1m": os.getloadavg()[0],
                 "cpu_count": os.cpu_count() or 1,

@@ -1,9 +1,9 @@
 """Measurement: pure functions from timestamps (and Ollama's own durations) to metrics.
 
-Nothing here reads a clock or does I/O, so tests feed exact timings. Names and formulas follow
-the project's bench spec (§2): TTFT waits for the first chunk with non-empty text, TPOT spreads
-the time between first and last token over the server's token count minus one, and the TTFT
-decomposition joins the client clock with the server's per-request durations.
+Nothing here reads a clock or does I/O, so tests feed exact timings. TTFT waits for the first
+chunk with non-empty text, TPOT spreads the time between first and last token over the server's
+token count minus one, and the TTFT decomposition joins the client clock with the server's
+per-request durations (the report's Formulas section lists each definition).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 
@@ -53,20 +52,6 @@ def tokens_mismatch(n_chunks: int, n_tokens_srv: int | None) -> bool:
     return abs(n_chunks - n_tokens_srv) / n_tokens_srv > TOKEN_MISMATCH_FRACTION
 
 
-def rfc3339_ns(text: str | None) -> int | None:
-    """Unix ns of an RFC 3339 UTC stamp with up to 9 fractional digits (Ollama's `created_at`);
-    None when absent or not in that form (another offset, a proxy rewriting it)."""
-    if not text or not text.endswith("Z"):
-        return None
-    whole, _, frac = text[:-1].partition(".")
-    try:
-        base = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-        digits = int((frac + "000000000")[:9]) if frac else 0
-    except ValueError:
-        return None
-    return int(base.timestamp()) * NS_PER_S + digits
-
-
 @dataclass(frozen=True, slots=True)
 class Decomposition:
     """Client TTFT split by Ollama's own durations (seconds); see `decompose`."""
@@ -105,40 +90,6 @@ def decompose(
     srv_ttft = load + wait + prefill + first
     transport = None if ttft is None else ttft - srv_ttft
     return Decomposition(load, wait, prefill, first, srv_ttft, transport)
-
-
-@dataclass(frozen=True, slots=True)
-class Quantiles:
-    """Distribution summary from raw values (numpy's linear interpolation)."""
-
-    n: int
-    mean: float
-    std: float
-    p50: float
-    p90: float
-    p95: float
-    p99: float
-    max: float
-
-
-def quantiles(values: Sequence[float]) -> Quantiles:
-    """Summarise finite `values`; NaN/None are dropped; an empty input gives n=0 and NaNs."""
-    arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if arr.size == 0:
-        nan = float("nan")
-        return Quantiles(0, nan, nan, nan, nan, nan, nan, nan)
-    p50, p90, p95, p99 = np.percentile(arr, [50, 90, 95, 99])
-    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-    return Quantiles(
-        int(arr.size),
-        float(arr.mean()),
-        std,
-        float(p50),
-        float(p90),
-        float(p95),
-        float(p99),
-        float(arr.max()),
-    )
 
 
 def steady_window(

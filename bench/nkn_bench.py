@@ -10,51 +10,68 @@ written under `results/nkn_bench/<utc time>/`.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import json
+import math
 import os
-import statistics
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import field_validator
 
+from bench.quantiles import quantile
+from bench.settings import stream_counts
 from farm.proxy.child import ProxyServer
+from farm.settings import Loaded, ServiceSettings, run_main, setting
 from farm.sim.child import SimServer
 from relay.bridge import BridgeConfig, NknTransport
 from relay.client import RelayClient
-from relay.config import RelayConfig
 from relay.errors import ClientError
 from relay.localnode.child import LocalNode
 from relay.memory import MemoryNetwork
 from relay.server import RelayServer
+from relay.settings import RelaySettings
 from relay.transport import Transport
 
 SCHEMA_VERSION = 1
 MODEL = "gemma3:4b"
 
 
-@dataclass(frozen=True, slots=True)
-class NknBenchConfig:
+class NknBenchSettings(ServiceSettings):
     """What to run; every field lands in the summary."""
 
-    streams: tuple[int, ...] = (1, 9)
-    rounds: int = 4
-    decode_ms: float = 20.0
-    num_predict: int = 200
-    batch_lines: int = 24
-    batch_ms: int = 80
-    # Sub-clients per bridge; 1 is what a relay on the local node gets by default.
-    num_subclients: int = 1
-    seed: int = 1
-    network: str = "nkn"  # "memory": the relay engine alone, without the NKN transport
-    out_dir: str = "results/nkn_bench"
+    prog = "python -m bench.nkn_bench"
+    summary = "What the NKN relay adds to TTFT and total time, and what batching saves."
+
+    streams: tuple[int, ...] = setting(
+        (1, 9), help="concurrency levels, a comma list", metavar="N,N…", min_length=1
+    )
+    rounds: int = setting(4, help="rounds per level", ge=1)
+    decode_ms: float = setting(20.0, help="simulated ms per token", ge=0, allow_inf_nan=False)
+    max_tokens: int = setting(200, help="num_predict per request", ge=1)
+    batch_lines: int = setting(24, help="relay batch size, lines", ge=1)
+    batch_ms: int = setting(80, help="relay batch window, ms", ge=0)
+    # 1 is what a relay on the local node gets by default.
+    num_subclients: int = setting(
+        1, help="NKN sub-clients per bridge (the seed's relay: 2)", deprecated=("--subclients",),
+        ge=1,
+    )  # fmt: skip
+    seed: int = setting(1, help="seed of the prompts and the simulator")
+    network: Literal["nkn", "memory"] = setting(
+        "nkn", help="memory: the relay engine alone, without the NKN transport"
+    )
+    out_dir: Path = setting(Path("results/nkn_bench"), help="parent of the timestamped result")
+
+    @field_validator("streams", mode="before")
+    @classmethod
+    def _streams(cls, value: object) -> object:
+        return stream_counts(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +91,13 @@ class Row:
     error: str | None
 
 
-def prompts(config: NknBenchConfig, count: int) -> list[str]:
+def prompts(config: NknBenchSettings, count: int) -> list[str]:
     """Seeded prompts, built before any clock starts."""
     return [f"bench prompt {config.seed}-{i}: tell me about llamas" for i in range(count)]
 
 
-def _body(config: NknBenchConfig, prompt: str) -> dict[str, Any]:
-    return {"model": MODEL, "prompt": prompt, "options": {"num_predict": config.num_predict}}
+def _body(config: NknBenchSettings, prompt: str) -> dict[str, Any]:
+    return {"model": MODEL, "prompt": prompt, "options": {"num_predict": config.max_tokens}}
 
 
 async def direct_one(
@@ -117,22 +134,28 @@ async def nkn_one(client: RelayClient, body: dict[str, Any], batching: str, n: i
     )  # fmt: skip
 
 
-def _bridge(node: LocalNode, num_subclients: int) -> BridgeConfig:
+def _bridge(node: LocalNode, num_subclients: int, environ: Mapping[str, str]) -> BridgeConfig:
     return BridgeConfig(
         seed_hex=os.urandom(32).hex(),
         rpc_server_addrs=(node.rpc_url,),
         num_subclients=num_subclients,
+        environ=environ,
     )
 
 
 @asynccontextmanager
 async def relay_over_nkn(
-    node: LocalNode, config: RelayConfig, network: str = "nkn", num_subclients: int = 1
+    node: LocalNode,
+    config: RelaySettings,
+    environ: Mapping[str, str],
+    network: str = "nkn",
+    num_subclients: int = 1,
 ) -> AsyncIterator[RelayClient]:
     """A relay and a peer client, each with its own bridge, on the local node.
 
     With `network="memory"` both sit on an in-memory network instead: what the relay engine
-    costs by itself, to tell it apart from what the NKN path costs.
+    costs by itself, to tell it apart from what the NKN path costs. `environ` is the bridges'
+    (Node's) environment.
     """
     relay: Transport
     peer: Transport
@@ -140,8 +163,8 @@ async def relay_over_nkn(
         memory = MemoryNetwork()
         relay, peer = memory.transport("relay"), memory.transport("peer")
     else:
-        relay = NknTransport(_bridge(node, num_subclients))
-        peer = NknTransport(_bridge(node, num_subclients))
+        relay = NknTransport(_bridge(node, num_subclients, environ))
+        peer = NknTransport(_bridge(node, num_subclients, environ))
     await asyncio.gather(relay.start(), peer.start())
     task = asyncio.create_task(RelayServer(config, relay).serve())
     try:
@@ -157,7 +180,7 @@ async def relay_over_nkn(
 Probe = Callable[[dict[str, Any], int, int], Awaitable[Row]]
 
 
-async def sweep(config: NknBenchConfig, probe: Probe, streams: int) -> list[Row]:
+async def sweep(config: NknBenchSettings, probe: Probe, streams: int) -> list[Row]:
     """`rounds` rounds of `streams` concurrent requests."""
     rows: list[Row] = []
     texts = prompts(config, config.rounds * streams)
@@ -167,13 +190,16 @@ async def sweep(config: NknBenchConfig, probe: Probe, streams: int) -> list[Row]
     return rows
 
 
-async def run(config: NknBenchConfig, proxy_url: str, node: LocalNode) -> list[Row]:
+async def run(
+    config: NknBenchSettings, proxy_url: str, node: LocalNode, environ: Mapping[str, str]
+) -> list[Row]:
     """Every measurement; direct and NKN sweeps alternate per concurrency level."""
-    on = dataclasses.replace(
-        RelayConfig(), targets={"ollama": proxy_url}, workers=16,
+    on = RelaySettings(
+        targets={"ollama": proxy_url}, workers=16,
         batch_lines=config.batch_lines, batch_ms=config.batch_ms,
     )  # fmt: skip
-    off = dataclasses.replace(on, batch_lines=1, batch_ms=0)
+    off = on.model_copy(update={"batch_lines": 1, "batch_ms": 0})
+    over = (environ, config.network, config.num_subclients)
     rows: list[Row] = []
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(timeout=120, limits=limits, trust_env=False) as http:
@@ -182,7 +208,7 @@ async def run(config: NknBenchConfig, proxy_url: str, node: LocalNode) -> list[R
         async def direct(body: dict[str, Any], n: int, r: int) -> Row:
             return await direct_one(http, proxy_url, body, n, r)
 
-        async with relay_over_nkn(node, on, config.network, config.num_subclients) as client:
+        async with relay_over_nkn(node, on, *over) as client:
 
             async def via_nkn(body: dict[str, Any], n: int, r: int) -> Row:
                 return await nkn_one(client, body, "on", n, r)
@@ -191,7 +217,7 @@ async def run(config: NknBenchConfig, proxy_url: str, node: LocalNode) -> list[R
             for streams in config.streams:
                 rows += await sweep(config, direct, streams)
                 rows += await sweep(config, via_nkn, streams)
-        async with relay_over_nkn(node, off, config.network, config.num_subclients) as client:
+        async with relay_over_nkn(node, off, *over) as client:
 
             async def unbatched(body: dict[str, Any], n: int, r: int) -> Row:
                 return await nkn_one(client, body, "off", n, r)
@@ -202,11 +228,9 @@ async def run(config: NknBenchConfig, proxy_url: str, node: LocalNode) -> list[R
 
 
 def _p(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
+    """The q-quantile, None (JSON null) when there are no values."""
+    value = quantile(values, q)
+    return None if math.isnan(value) else value
 
 
 def summarize(rows: Sequence[Row], streams: Sequence[int]) -> dict[str, Any]:
@@ -244,32 +268,13 @@ def summarize(rows: Sequence[Row], streams: Sequence[int]) -> dict[str, Any]:
     return {"groups": groups, "added": added, "batching_dm_ratio": ratio}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the NKN relay benchmark and print its summary."""
-    parser = argparse.ArgumentParser(prog="python -m bench.nkn_bench", description=__doc__)
-    parser.add_argument("--streams", default="1,9", help="concurrency levels, CSV")
-    parser.add_argument("--rounds", type=int, default=4, help="rounds per level")
-    parser.add_argument("--decode-ms", type=float, default=20.0, help="simulated ms per token")
-    parser.add_argument("--batch-lines", type=int, default=24, help="relay batch size, lines")
-    parser.add_argument("--batch-ms", type=int, default=80, help="relay batch window, ms")
-    parser.add_argument(
-        "--subclients", type=int, default=1, help="NKN sub-clients per bridge (seed: 2)"
-    )
-    parser.add_argument(
-        "--network", choices=("nkn", "memory"), default="nkn", help="memory: engine cost alone"
-    )
-    parser.add_argument("--out-dir", default="results/nkn_bench")
-    args = parser.parse_args(argv)
-    config = NknBenchConfig(
-        streams=tuple(int(s) for s in args.streams.split(",")),
-        rounds=args.rounds,
-        decode_ms=args.decode_ms,
-        batch_lines=args.batch_lines,
-        batch_ms=args.batch_ms,
-        num_subclients=args.subclients,
-        network=args.network,
-        out_dir=args.out_dir,
-    )
+    return run_main(NknBenchSettings, _bench, argv)
+
+
+def _bench(loaded: Loaded[NknBenchSettings]) -> int:
+    config = loaded.settings
     most = max(config.streams)
     with (
         SimServer(
@@ -278,14 +283,14 @@ def main(argv: list[str] | None = None) -> int:
         ProxyServer(backends=[sim.url], num_parallel=most, access_log=False) as proxy,
         LocalNode() as node,
     ):
-        rows = asyncio.run(run(config, proxy.url, node))
+        rows = asyncio.run(run(config, proxy.url, node, loaded.environ))
     summary = summarize(rows, config.streams)
-    out = Path(config.out_dir) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = config.out_dir / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
     (out / "rows.jsonl").write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in rows))
     document = {
         "schema_version": SCHEMA_VERSION,
-        "config": dataclasses.asdict(config),
+        "config": config.model_dump(mode="json"),
         "network": (
             "local NKN test node (loopback)" if config.network == "nkn" else "in-memory network"
         )

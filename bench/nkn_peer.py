@@ -19,7 +19,6 @@ Protocol (one JSON object per line):
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -27,9 +26,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from bench.child_settings import NknPeerSettings
+from farm.settings import Loaded, run_main
 from relay.client import RelayClient
 from relay.errors import ClientError, StreamGapError
 from relay.transport import Transport
@@ -132,11 +133,12 @@ async def serve(client: RelayClient, emit: Emit) -> None:
             task.cancel()
 
 
-async def amain(relay_address: str | None, rpc_url: str | None, loopback_url: str | None) -> int:
+async def amain(settings: NknPeerSettings, environ: Mapping[str, str]) -> int:
     """Connect, announce readiness, serve until stdin closes.
 
-    With `loopback_url` the relay engine runs in this process on an in-memory network in front
-    of that URL: the relay's own framing and batching cost without the NKN network.
+    With `--loopback URL` the relay engine runs in this process on an in-memory network in
+    front of that URL: the relay's own framing and batching cost without the NKN network.
+    `environ` is the NKN bridge's (Node's) environment.
     """
 
     def emit(obj: dict[str, Any]) -> None:
@@ -144,14 +146,13 @@ async def amain(relay_address: str | None, rpc_url: str | None, loopback_url: st
         sys.stdout.flush()
 
     async with contextlib.AsyncExitStack() as stack:
-        if loopback_url is not None:
-            transport, relay_address = await _loopback(stack, loopback_url)
+        relay_address = settings.relay_address or ""
+        if settings.loopback is not None:
+            transport, relay_address = await _loopback(stack, settings.loopback)
         else:
-            transport = _nkn_transport(rpc_url)
+            transport = _nkn_transport(settings.nkn_rpc, environ)
             stack.push_async_callback(transport.close)
             await transport.start()
-        if not relay_address:
-            raise ValueError("--relay-address is required without --loopback")
         client = await stack.enter_async_context(RelayClient(transport, relay_address))
         emit({"ev": "ready", "address": transport.address})
         await serve(client, emit)
@@ -161,15 +162,16 @@ async def amain(relay_address: str | None, rpc_url: str | None, loopback_url: st
 async def _loopback(stack: contextlib.AsyncExitStack, url: str) -> tuple[Transport, str]:
     """Start a RelayServer for `url` on a MemoryNetwork; return the peer's transport and the
     relay's address."""
-    from relay.config import RelayConfig
     from relay.memory import MemoryNetwork
     from relay.server import RelayServer
+    from relay.settings import RelaySettings
 
     network = MemoryNetwork()
     relay_t, peer_t = network.transport("relay"), network.transport("bench")
     await relay_t.start()
     await peer_t.start()
-    server = RelayServer(RelayConfig(targets={"ollama": url}, workers=64, queue=256), relay_t)
+    config = RelaySettings(targets={"ollama": url}, workers=64, queue=256)
+    server = RelayServer(config, relay_t)
     task = asyncio.create_task(server.serve())
 
     async def stop() -> None:
@@ -180,25 +182,26 @@ async def _loopback(stack: contextlib.AsyncExitStack, url: str) -> tuple[Transpo
     return peer_t, relay_t.address
 
 
-def _nkn_transport(rpc_url: str | None) -> Transport:
+def _nkn_transport(rpc_url: str | None, environ: Mapping[str, str]) -> Transport:
     """The real NKN transport (relay.bridge) with a fresh throwaway identity for this peer;
     `rpc_url` points the SDK at a seed RPC, e.g. the local test node."""
     from relay.bridge import BridgeConfig, NknTransport, rpc_addrs_from_seed_ws
 
-    rpc = rpc_addrs_from_seed_ws(rpc_url, "--nkn-rpc-url") if rpc_url else ()
-    return NknTransport(BridgeConfig(seed_hex=os.urandom(32).hex(), rpc_server_addrs=rpc))
+    rpc = rpc_addrs_from_seed_ws(rpc_url, "--nkn-rpc") if rpc_url else ()
+    return NknTransport(
+        BridgeConfig(seed_hex=os.urandom(32).hex(), rpc_server_addrs=rpc, environ=environ)
+    )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m bench.nkn_peer --relay-address A [--rpc-url U]`."""
-    parser = argparse.ArgumentParser(prog="python -m bench.nkn_peer")
-    parser.add_argument("--relay-address", help="the relay's NKN address")
-    parser.add_argument("--rpc-url", help="NKN seed RPC address (e.g. the local node)")
-    parser.add_argument("--loopback", help="run the relay in-process in front of this URL")
-    args = parser.parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m bench.nkn_peer --relay-address A [--nkn-rpc U]` or `--loopback URL`."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    return run_main(NknPeerSettings, _serve, argv)
+
+
+def _serve(loaded: Loaded[NknPeerSettings]) -> int:
     try:
-        return asyncio.run(amain(args.relay_address, args.rpc_url, args.loopback))
+        return asyncio.run(amain(loaded.settings, loaded.environ))
     except Exception as exc:  # noqa: BLE001 - entry point: tell the worker why, then exit
         sys.stdout.write(
             json.dumps({"ev": "fatal", "error": f"{type(exc).__name__}: {exc}"}) + "\n"

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from bench import measure
+from bench.quantiles import quantile
 from bench.record import SCHEMA_VERSION, RequestRecord, Status
 from bench.wire import Chunk, ServerStats
+from farm.common.rfc3339 import parse_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +145,8 @@ class StreamObserver:
             tpot_s=tpot,
             stream_tok_s=None if not tpot else 1.0 / tpot,
             e2e_tok_s=measure.rate_per_s(n_tokens, e2e) if n_tokens else None,
-            icg_p50_s=float(np.percentile(gaps, 50)) if gaps else None,
-            icg_p99_s=float(np.percentile(gaps, 99)) if gaps else None,
+            icg_p50_s=quantile(gaps, 0.5) if gaps else None,
+            icg_p99_s=quantile(gaps, 0.99) if gaps else None,
             icg_max_s=max(gaps) if gaps else None,
             tokens_per_chunk=(n_srv / len(self.arrivals_ns))
             if n_srv and self.arrivals_ns
@@ -178,7 +178,7 @@ class StreamObserver:
     def _first_token_lag_s(self, first_ns: int | None) -> float | None:
         """Wall-clock arrival of the first token minus the server's `created_at` for it: the
         transport + client delay alone (meaningful when client and server share a clock)."""
-        created = measure.rfc3339_ns(self.first_created_at)
+        created = parse_ns(self.first_created_at)
         if created is None or first_ns is None:
             return None
         arrival_unix_ns = self.start_unix_ns + (first_ns - self.t_send_ns)

@@ -1,4 +1,5 @@
-"""Report plots (matplotlib, PNG, one figure per question; bench spec §5)."""
+"""Report plots: matplotlib PNGs, one figure per question, drawn from the rows and the summary
+tables (the stage between `bench.summary` and `bench.render`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from bench.record import Status  # noqa: E402
+from bench.summary import Tables  # noqa: E402
 
 
 def _legend(ax: Axes) -> None:
@@ -130,15 +132,13 @@ def itl_hist(rows: pd.DataFrame, out: Path) -> Path:
     return _save(fig, out / "itl_hist.png")
 
 
-def all_plots(
-    rows: pd.DataFrame, summary: pd.DataFrame, decomp: pd.DataFrame, health: pd.DataFrame, out: Path
-) -> list[Path]:
+def all_plots(rows: pd.DataFrame, tables: Tables, health: pd.DataFrame, out: Path) -> list[Path]:
     """Write every plot into `out` (created) and return the paths."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = sweep(summary, out)
+    paths = sweep(tables.summary, out)
     paths += [
         ttft_cdf(rows, out),
-        decomposition(decomp, out),
+        decomposition(tables.decomposition, out),
         timeline(rows, health, out),
         itl_hist(rows, out),
     ]

@@ -1,17 +1,20 @@
-"""Rendering a `Report` as report.md and as a self-contained report.html (plots inlined)."""
+"""Rendering: the summary tables and plots of a report as report.md and as a self-contained
+report.html (plots inlined). The last stage of `bench.report.build_report`: it reads the
+tables it is given and never computes one."""
 
 from __future__ import annotations
 
 import base64
 import html as htmllib
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-if TYPE_CHECKING:
-    from bench.report import Report
+from bench.harness import HarnessCheck
+from bench.summary import Tables
 
 SUMMARY_COLUMNS = [
     "target", "streams", "achieved_streams", "ok", "errors", "cut", "incomplete", "req_per_s",
@@ -64,10 +67,10 @@ def md_table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verdict_lines(report: Report) -> list[str]:
+def verdict_lines(checks: Sequence[HarnessCheck]) -> list[str]:
     """The harness verdict, one line per run; client-bound runs in bold with the advice."""
     lines = []
-    for c in report.checks:
+    for c in checks:
         numbers = (
             f"worker CPU max {_fmt(c.cpu_pct_max)} %, hub lag typical/worst "
             f"{_fmt(c.hub_lag_p50_ms)}/{_fmt(c.hub_lag_p99_ms)} ms, "
@@ -90,25 +93,24 @@ def verdict_lines(report: Report) -> list[str]:
     return lines
 
 
-def _header(report: Report) -> list[str]:
-    cfg = report.meta.get("config", {})
-    models = sorted({str(t.get("model")) for t in report.meta.get("targets", [])})
+def _header(tables: Tables, meta: Mapping[str, Any]) -> list[str]:
+    cfg = meta.get("config", {})
+    models = sorted({str(t.get("model")) for t in meta.get("targets", [])})
     lines = [
         "# ollama-farm benchmark",
         "",
-        f"- command: `{' '.join(report.meta.get('command', [])) or '(re-rendered)'}`",
-        f"- targets: {', '.join(sorted(report.summary['target'].astype(str).unique()))}",
+        f"- command: `{' '.join(meta.get('command', [])) or '(re-rendered)'}`",
+        f"- targets: {', '.join(sorted(tables.summary['target'].astype(str).unique()))}",
         f"- model: {', '.join(models) or '–'}",
         f"- SLOs: TTFT ≤ {cfg.get('slo_ttft_ms') or '–'} ms, "
         f"TPOT ≤ {cfg.get('slo_tpot_ms') or '–'} ms",
-        f"- schema version: {report.meta.get('schema_version', '–')}; "
-        "raw rows: rows.parquet, rows.csv",
+        f"- schema version: {meta.get('schema_version', '–')}; raw rows: rows.parquet, rows.csv",
     ]
-    targets = report.meta.get("targets", [])
+    targets = meta.get("targets", [])
     if any(t.get("synthetic") for t in targets):
         lines.append("- **backend: the Ollama simulator (synthetic numbers, no model ran)**")
     versions = sorted({str((t.get("version") or {}).get("version")) for t in targets} - {"None"})
-    machine = report.meta.get("machine", {})
+    machine = meta.get("machine", {})
     if machine:
         gpus = ", ".join(machine.get("gpus") or []) or "none"
         harness = machine.get("versions", {})
@@ -117,27 +119,25 @@ def _header(report: Report) -> list[str]:
             f"{machine.get('cpu_count')} CPUs, GPU {gpus}; ollama-farm "
             f"{harness.get('ollama-farm')}, locust {harness.get('locust')}"
         )
-    small = (
-        report.summary[report.summary["ok"] < _N_STABLE_P99]
-        if len(report.summary)
-        else report.summary
-    )
+    summary = tables.summary
+    small = summary[summary["ok"] < _N_STABLE_P99] if len(summary) else summary
     if len(small):
         lines.append(
             f"- p99 values come from fewer than {_N_STABLE_P99} requests per cell: treat as rough"
         )
-    return [*lines, "", "## Harness verdict", "", *[f"- {v}" for v in verdict_lines(report)], ""]
+    verdict = [f"- {v}" for v in verdict_lines(tables.checks)]
+    return [*lines, "", "## Harness verdict", "", *verdict, ""]
 
 
-def markdown(report: Report, plot_paths: list[Path]) -> str:
-    """report.md: header and verdict, then the tables of bench spec §5 and the plots."""
-    parts = _header(report)
-    parts += ["## Summary (per target × streams)", "", md_table(report.summary, SUMMARY_COLUMNS)]
-    parts += ["## Added by path (paired with direct on prompt ids)", "", md_table(report.paired)]
-    parts += ["## TTFT decomposition (medians, ms)", "", md_table(report.decomposition)]
-    parts += ["## Token accounting", "", md_table(report.summary, TOKEN_COLUMNS)]
-    parts += ["## Errors", "", md_table(report.errors)]
-    parts += ["## NKN transport", "", md_table(report.nkn)]
+def markdown(tables: Tables, meta: Mapping[str, Any], plot_paths: Sequence[Path]) -> str:
+    """report.md: header and verdict, then every summary table, the formulas and the plots."""
+    parts = _header(tables, meta)
+    parts += ["## Summary (per target × streams)", "", md_table(tables.summary, SUMMARY_COLUMNS)]
+    parts += ["## Added by path (paired with direct on prompt ids)", "", md_table(tables.paired)]
+    parts += ["## TTFT decomposition (medians, ms)", "", md_table(tables.decomposition)]
+    parts += ["## Token accounting", "", md_table(tables.summary, TOKEN_COLUMNS)]
+    parts += ["## Errors", "", md_table(tables.errors)]
+    parts += ["## NKN transport", "", md_table(tables.nkn)]
     parts += ["## Formulas", ""] + [f"- `{k}`: {v}" for k, v in FORMULAS] + [""]
     parts += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plot_paths] + [""]
     return "\n".join(parts)
@@ -167,10 +167,12 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def html(report: Report, plot_paths: list[Path]) -> str:
+def html(tables: Tables, meta: Mapping[str, Any], plot_paths: Sequence[Path]) -> str:
     """report.html: the same content, one file, plots embedded as data URIs."""
     header = [
-        _inline_md(line.removeprefix("- ")) for line in _header(report)[2:] if line.startswith("- ")
+        _inline_md(line.removeprefix("- "))
+        for line in _header(tables, meta)[2:]
+        if line.startswith("- ")
     ]
     images = "".join(
         f'<figure><img alt="{p.stem}" src="data:image/png;base64,{_b64(p)}">'
@@ -188,11 +190,11 @@ def html(report: Report, plot_paths: list[Path]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>ollama-farm benchmark</title>"
         f"<style>{style}</style></head><body><h1>ollama-farm benchmark</h1>"
         f"<ul>{''.join(f'<li>{h}</li>' for h in header)}</ul>"
-        f"<h2>Summary</h2>{_html_table(report.summary, SUMMARY_COLUMNS)}"
-        f"<h2>Added by path (paired with direct)</h2>{_html_table(report.paired)}"
-        f"<h2>TTFT decomposition (medians, ms)</h2>{_html_table(report.decomposition)}"
-        f"<h2>Token accounting</h2>{_html_table(report.summary, TOKEN_COLUMNS)}"
-        f"<h2>Errors</h2>{_html_table(report.errors)}"
-        f"<h2>NKN transport</h2>{_html_table(report.nkn)}"
+        f"<h2>Summary</h2>{_html_table(tables.summary, SUMMARY_COLUMNS)}"
+        f"<h2>Added by path (paired with direct)</h2>{_html_table(tables.paired)}"
+        f"<h2>TTFT decomposition (medians, ms)</h2>{_html_table(tables.decomposition)}"
+        f"<h2>Token accounting</h2>{_html_table(tables.summary, TOKEN_COLUMNS)}"
+        f"<h2>Errors</h2>{_html_table(tables.errors)}"
+        f"<h2>NKN transport</h2>{_html_table(tables.nkn)}"
         f"<h2>Formulas</h2><ul>{formulas}</ul><h2>Plots</h2>{images}</body></html>"
     )

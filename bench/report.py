@@ -1,5 +1,10 @@
-"""Reports: raw rows to Parquet/CSV, summary tables, plots, report.md and a self-contained
-report.html — for one result folder, or several side by side (`invoke report DIR DIR…`)."""
+"""Reports: one pipeline from a result folder's raw rows to its rendered report.
+
+`build_report` runs each stage once, in order: raw rows (kept as Parquet/CSV) -> summary
+tables (`bench.summary`, with the harness self-check) -> plots (`bench.plots`) -> report.md and
+a self-contained report.html (`bench.render`). No stage calls back into an earlier one. The
+same pipeline serves one folder or several side by side (`python -m bench report DIR DIR…`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import pandas as pd
 from bench import harness, plots, render, summary
 from bench.errors import ReportError
 from bench.record import COLUMNS, RequestRecord
+from bench.summary import Tables
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +29,39 @@ class Report:
     """What a rendered report holds, for callers that print or test it."""
 
     out: Path
-    summary: pd.DataFrame
-    decomposition: pd.DataFrame
-    errors: pd.DataFrame
-    paired: pd.DataFrame
-    nkn: pd.DataFrame
-    checks: tuple[harness.HarnessCheck, ...]
+    tables: Tables
     meta: dict[str, Any]
+    plots: tuple[Path, ...] = ()
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per target × streams."""
+        return self.tables.summary
+
+    @property
+    def decomposition(self) -> pd.DataFrame:
+        """Median TTFT parts per target × streams."""
+        return self.tables.decomposition
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        """Errors by target × status."""
+        return self.tables.errors
+
+    @property
+    def paired(self) -> pd.DataFrame:
+        """Each target against `direct` on the same prompt ids."""
+        return self.tables.paired
+
+    @property
+    def nkn(self) -> pd.DataFrame:
+        """NKN transport counters per target × streams."""
+        return self.tables.nkn
+
+    @property
+    def checks(self) -> tuple[harness.HarnessCheck, ...]:
+        """The harness self-check of every run."""
+        return self.tables.checks
 
 
 def _read_jsonl(paths: list[Path]) -> list[dict[str, Any]]:
@@ -80,27 +112,6 @@ def load_meta(out: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def _checks(
-    summ: pd.DataFrame, health: pd.DataFrame, config: dict[str, Any]
-) -> tuple[harness.HarnessCheck, ...]:
-    closed = config.get("rate_per_s") is None and config.get("requests") is None
-    out = []
-    for _, row in summ.iterrows():
-        run = f"{row['target']}-s{row['streams']}"
-        cell = health[health["run"] == run] if len(health) else health
-        out.append(
-            harness.check(
-                str(row["target"]),
-                int(row["streams"]),
-                cell,
-                float(row["achieved_streams"]),
-                float(row["send_lag_ms_p99"]),
-                check_concurrency=closed,
-            )
-        )
-    return tuple(out)
-
-
 def write_rows(rows: pd.DataFrame, out: Path) -> None:
     """rows.parquet (gaps as a list column) and rows.csv (gaps as a JSON array)."""
     rows.to_parquet(out / "rows.parquet", index=False)
@@ -111,39 +122,31 @@ def write_rows(rows: pd.DataFrame, out: Path) -> None:
     flat.to_csv(out / "rows.csv", index=False)
 
 
+def write_tables(tables: Tables, health: pd.DataFrame, out: Path) -> None:
+    """The summary tables as CSV (and the self-check as JSON) beside the rows."""
+    tables.summary.to_csv(out / "summary.csv", index=False)
+    tables.decomposition.to_csv(out / "decomposition.csv", index=False)
+    tables.errors.to_csv(out / "errors.csv", index=False)
+    tables.paired.to_csv(out / "paired.csv", index=False)
+    tables.nkn.to_csv(out / "nkn.csv", index=False)
+    health.to_csv(out / "health.csv", index=False)
+    (out / "harness.json").write_text(
+        json.dumps([asdict(c) for c in tables.checks], indent=2), encoding="utf-8"
+    )
+
+
 def build_report(
     rows: pd.DataFrame, health: pd.DataFrame, meta: dict[str, Any], out: Path
 ) -> Report:
-    """Compute every table and write every file of a report into `out`."""
-    config = meta.get("config", {})
-    slo_ttft = config.get("slo_ttft_ms")
-    slo_tpot = config.get("slo_tpot_ms")
-    summ = summary.summarize(
-        rows,
-        None if slo_ttft is None else slo_ttft / 1000,
-        None if slo_tpot is None else slo_tpot / 1000,
-    )
-    decomp = summary.decomposition(rows)
-    errors = summary.error_table(rows)
-    paired = summary.paired(rows)
-    nkn = summary.nkn_transport(rows)
-    checks = _checks(summ, health, config)
+    """Run the pipeline on `rows` and write every file of the report into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     write_rows(rows, out)
-    summ.to_csv(out / "summary.csv", index=False)
-    decomp.to_csv(out / "decomposition.csv", index=False)
-    errors.to_csv(out / "errors.csv", index=False)
-    paired.to_csv(out / "paired.csv", index=False)
-    nkn.to_csv(out / "nkn.csv", index=False)
-    health.to_csv(out / "health.csv", index=False)
-    (out / "harness.json").write_text(
-        json.dumps([asdict(c) for c in checks], indent=2), encoding="utf-8"
-    )
-    plot_paths = plots.all_plots(rows, summ, decomp, health, out / "plots")
-    report = Report(out, summ, decomp, errors, paired, nkn, checks, meta)
-    (out / "report.md").write_text(render.markdown(report, plot_paths), encoding="utf-8")
-    (out / "report.html").write_text(render.html(report, plot_paths), encoding="utf-8")
-    return report
+    tables = summary.tables(rows, health, meta.get("config", {}))
+    write_tables(tables, health, out)
+    plot_paths = plots.all_plots(rows, tables, health, out / "plots")
+    (out / "report.md").write_text(render.markdown(tables, meta, plot_paths), encoding="utf-8")
+    (out / "report.html").write_text(render.html(tables, meta, plot_paths), encoding="utf-8")
+    return Report(out, tables, meta, tuple(plot_paths))
 
 
 def write_report(out: Path) -> Report:

@@ -13,23 +13,25 @@ import json
 import logging
 import math
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import report, targets
-from bench.config import BenchConfig
+from bench.child_settings import WorkerSettings
 from bench.errors import RunError
 from bench.machine import machine_facts
 from bench.prompts import prompt_set_hash, resolve_prompts
 from bench.record import SCHEMA_VERSION
 from bench.runtime import RunSpec
+from bench.settings import BenchSettings
+from farm.common.net import free_port
+from farm.settings import child_env, specs, to_argv
 
 log = logging.getLogger(__name__)
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -55,29 +57,27 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
-def default_out(config: BenchConfig, now: datetime | None = None) -> Path:
+def default_out(config: BenchSettings, now: datetime | None = None) -> Path:
     """`results/<UTC timestamp>-<target>-<streams>` (sweeps name the range)."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    target = "all" if len(config.targets) > 1 else config.targets[0]
-    streams = (
-        "-".join(str(s) for s in config.streams)
-        if len(config.streams) > 1
-        else str(config.streams[0])
-    )
+    target = "all" if len(config.target) > 1 else config.target[0]
+    streams = "-".join(str(s) for s in config.stream_counts)
     return Path("results") / f"{stamp}-{target}-{streams}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _locust_argv(spec_path: Path, user_class: str, extra: list[str]) -> list[str]:
+def _locust_argv(user_class: str, locust: list[str], options: WorkerSettings) -> list[str]:
+    """A locust process: locust's own flags, then the bench's (`WorkerSettings`)."""
     return [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--bench-spec", str(spec_path),
-        "--loglevel", "WARNING", *extra, user_class,
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING",
+        *locust, *to_argv(options), user_class,
     ]  # fmt: skip
+
+
+def child_environ(base: Mapping[str, str], config: BenchSettings) -> dict[str, str]:
+    """A locust process's environment: `base` without the bench's own variables (its settings
+    arrive whole in the run spec), plus the secrets that the spec leaves out (`child_env`)."""
+    own = {key for spec in specs(BenchSettings) for key in spec.env}
+    return {**{k: v for k, v in base.items() if k not in own}, **child_env(config)}
 
 
 def _commands(spec: RunSpec, spec_path: Path, run_dir: Path) -> list[list[str]]:
@@ -85,28 +85,31 @@ def _commands(spec: RunSpec, spec_path: Path, run_dir: Path) -> list[list[str]]:
     cfg = spec.config
     user_class = "NknStream" if spec.target == "nkn" else "HttpStream"
     users = ["-u", str(spec.streams), "-r", str(spec.streams)]
-    timing = ["-t", f"{math.ceil(cfg.duration_s)}s"] if cfg.duration_s is not None else []
+    duration_s = cfg.duration_s
+    timing = ["-t", f"{math.ceil(duration_s)}s"] if duration_s is not None else []
     ui = ["--web-host", "127.0.0.1", "--autostart"] if cfg.web else ["--headless"]
     csv = ["--csv", str(run_dir / "locust")]
     if cfg.workers == 0:
-        quota = ["--bench-quota", str(cfg.requests)] if cfg.requests else []
-        return [_locust_argv(spec_path, user_class, [*ui, *users, *timing, *csv, *quota])]
-    port = _free_port()
+        local = WorkerSettings(bench_spec=spec_path, bench_quota=cfg.requests or 0)
+        return [_locust_argv(user_class, [*ui, *users, *timing, *csv], local)]
+    port = free_port()
     master = [
         "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
         "--expect-workers", str(cfg.workers), *ui, *users, *timing, *csv,
     ]  # fmt: skip
-    cmds = [_locust_argv(spec_path, user_class, master)]
+    cmds = [_locust_argv(user_class, master, WorkerSettings(bench_spec=spec_path))]
     for k in range(cfg.workers):
         share = (
             cfg.requests // cfg.workers + (k < cfg.requests % cfg.workers) if cfg.requests else 0
         )
-        worker = [
-            "--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
-            "--bench-worker", str(k), "--bench-quota", str(share),
-            "--bench-rate-share", str(1.0 / cfg.workers),
-        ]  # fmt: skip
-        cmds.append(_locust_argv(spec_path, user_class, worker))
+        worker = WorkerSettings(
+            bench_spec=spec_path,
+            bench_worker=k,
+            bench_quota=share,
+            bench_rate_share=1.0 / cfg.workers,
+        )
+        locust = ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+        cmds.append(_locust_argv(user_class, locust, worker))
     return cmds
 
 
@@ -141,15 +144,22 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def run_locust(spec: RunSpec, run_dir: Path, on_progress: ProgressFn | None = None) -> None:
-    """Run locust for one target × stream count until its duration or request quota is spent."""
+def run_locust(
+    spec: RunSpec,
+    run_dir: Path,
+    environ: Mapping[str, str],
+    on_progress: ProgressFn | None = None,
+) -> None:
+    """Run locust for one target × stream count until its duration or request quota is spent;
+    `environ` is the base of the locust processes' environment."""
     cfg = spec.config
     run_dir.mkdir(parents=True, exist_ok=True)
     spec_path = run_dir / "spec.json"
     spec_path.write_text(spec.to_json(), encoding="utf-8")
     log_file = (run_dir / "locust.log").open("wb")
+    env = child_environ(environ, cfg)
     procs = [
-        subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
+        subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         for cmd in _commands(spec, spec_path, run_dir)
     ]
     started = time.monotonic()
@@ -194,7 +204,7 @@ def run_locust(spec: RunSpec, run_dir: Path, on_progress: ProgressFn | None = No
 
 
 def write_meta(
-    config: BenchConfig, out: Path, resolved: tuple[targets.Target, ...]
+    config: BenchSettings, out: Path, resolved: tuple[targets.Target, ...]
 ) -> dict[str, Any]:
     """meta.json: full config, prompt-set hash, server facts, machine, schema version."""
     prompts = resolve_prompts(config.prompts, config.prompt_count, config.seed)
@@ -202,7 +212,7 @@ def write_meta(
         "schema_version": SCHEMA_VERSION,
         "created_unix_s": time.time(),
         "command": list(sys.orig_argv),
-        "config": config.to_dict(),
+        "config": config.record(),
         "prompt_set_hash": prompt_set_hash(prompts),
         "prompt_count": len(prompts),
         "targets": [
@@ -221,8 +231,16 @@ def write_meta(
     return meta
 
 
-def run_bench(config: BenchConfig, on_progress: ProgressFn | None = None) -> report.Report:
-    """Run every target × stream count of `config`; write and return the report."""
+def run_bench(
+    config: BenchSettings,
+    *,
+    environ: Mapping[str, str],
+    on_progress: ProgressFn | None = None,
+) -> report.Report:
+    """Run every target × stream count of `config`; write and return the report.
+
+    `environ` is the environment the locust processes start from (the entry point's snapshot).
+    """
     out = config.out or default_out(config)
     resolved = targets.resolve_targets(config)
     write_meta(config, out, resolved)
@@ -232,7 +250,7 @@ def run_bench(config: BenchConfig, on_progress: ProgressFn | None = None) -> rep
     run_id = out.name
     try:
         for target in resolved:
-            for streams in config.streams:
+            for streams in config.stream_counts:
                 spec = RunSpec(
                     run_id=run_id,
                     target=target.name,
@@ -240,9 +258,9 @@ def run_bench(config: BenchConfig, on_progress: ProgressFn | None = None) -> rep
                     model=target.model,
                     streams=streams,
                     out_dir=str(out / "runs" / f"{target.name}-s{streams}"),
-                    config=config.replace(out=out),
+                    config=config.model_copy(update={"out": out}),
                 )
-                run_locust(spec, Path(spec.out_dir), on_progress)
+                run_locust(spec, Path(spec.out_dir), environ, on_progress)
     except BaseException:
         # A report is written even after Ctrl-C or a failed run: the rows so far are results.
         if any(out.glob("runs/*/rows-*.jsonl")):

@@ -11,19 +11,25 @@ import json
 import random
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.config import BenchConfig
 from bench.errors import ConfigError
 from bench.payload import Payload, build_payload
 from bench.prompts import Prompt, resolve_prompts
 from bench.record import RequestRecord
+from bench.settings import BenchSettings
+from farm.settings import load, to_argv
 
 
 @dataclass(frozen=True, slots=True)
 class RunSpec:
-    """One locust run: a target at a stream count, with the resolved URL and model."""
+    """One locust run: a target at a stream count, with the resolved URL and model.
+
+    The settings travel as their argv (`to_argv`); the API key is not written into the file:
+    the locust process gets it in its environment (`child_env`), as any child does.
+    """
 
     run_id: str
     target: str
@@ -31,10 +37,10 @@ class RunSpec:
     model: str
     streams: int
     out_dir: str
-    config: BenchConfig
+    config: BenchSettings
 
     def to_json(self) -> str:
-        """Serialise for the locust subprocess."""
+        """Serialise for the locust subprocess (secrets left out)."""
         return json.dumps(
             {
                 "run_id": self.run_id,
@@ -43,18 +49,19 @@ class RunSpec:
                 "model": self.model,
                 "streams": self.streams,
                 "out_dir": self.out_dir,
-                "config": json.loads(self.config.to_json()),
+                "config": to_argv(self.config),
             }
         )
 
     @classmethod
-    def from_json(cls, text: str) -> RunSpec:
-        """Inverse of `to_json`."""
+    def from_json(cls, text: str, environ: Mapping[str, str]) -> RunSpec:
+        """Inverse of `to_json`, with the settings' secrets taken from `environ`."""
         try:
             data = json.loads(text)
-            config = BenchConfig.from_json(json.dumps(data.pop("config")))
+            config = load(BenchSettings, data.pop("config"), environ).settings
             return cls(config=config, **data)
         except (ValueError, KeyError, TypeError) as exc:
+            # A SettingsError is a ValueError too: its one line names the setting.
             raise ConfigError(f"run spec is malformed: {exc}") from exc
 
 
@@ -91,11 +98,9 @@ class BenchRuntime:
         )
         self.quota = quota
         self.schedule: PoissonSchedule | None = None
-        if cfg.rate_per_s is not None:
+        if cfg.rate is not None:
             seed = cfg.seed * 1000 + worker_number
-            self.schedule = PoissonSchedule(
-                cfg.rate_per_s * rate_share, seed, time.perf_counter_ns()
-            )
+            self.schedule = PoissonSchedule(cfg.rate * rate_share, seed, time.perf_counter_ns())
         self._issued = 0
         self._users = 0
         self._lock = threading.Lock()

@@ -7,12 +7,15 @@ are excluded from everything but the error table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench import measure
+from bench import harness, measure
+from bench.quantiles import quantile, quantiles
 from bench.record import ERROR_STATUSES, Status
 
 GROUP = ["target", "streams"]
@@ -43,9 +46,7 @@ def token_times(rows: pd.DataFrame) -> np.ndarray:
 
 
 def _q(prefix: str, values: Any, unit_scale: float = 1.0) -> dict[str, float]:
-    q = measure.quantiles(
-        [float(v) * unit_scale for v in values if v is not None and not pd.isna(v)]
-    )
+    q = quantiles(float(v) * unit_scale for v in values if v is not None and not pd.isna(v))
     return {
         f"{prefix}_p50": q.p50,
         f"{prefix}_p90": q.p90,
@@ -90,12 +91,10 @@ def summarize_cell(
     row.update(_q("tpot_ms", ok["tpot_s"], 1000))
     row.update(_q("e2e_s", ok["e2e_s"]))
     row.update(_q("stream_tok_s", ok["stream_tok_s"]))
-    row["srv_decode_tok_s_p50"] = measure.quantiles(list(ok["srv_decode_tok_s"].dropna())).p50
-    row["srv_ttft_ms_p50"] = measure.quantiles(list(ok["srv_ttft_s"].dropna() * 1000)).p50
-    row["first_token_lag_ms_p50"] = measure.quantiles(
-        list(ok["first_token_lag_s"].dropna() * 1000)
-    ).p50
-    row["send_lag_ms_p99"] = measure.quantiles(list(meas["send_lag_s"] * 1000)).p99
+    row["srv_decode_tok_s_p50"] = quantile(ok["srv_decode_tok_s"], 0.5)
+    row["srv_ttft_ms_p50"] = quantile(ok["srv_ttft_s"] * 1000, 0.5)
+    row["first_token_lag_ms_p50"] = quantile(ok["first_token_lag_s"] * 1000, 0.5)
+    row["send_lag_ms_p99"] = quantile(meas["send_lag_s"] * 1000, 0.99)
     row["icg_max_ms"] = (
         float(ok["icg_max_s"].max() * 1000) if ok["icg_max_s"].notna().any() else float("nan")
     )
@@ -110,7 +109,7 @@ def summarize_cell(
 def summarize(
     rows: pd.DataFrame, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None
 ) -> pd.DataFrame:
-    """The main summary: one row per target × streams (§5 table 2)."""
+    """The main summary: one row per target × streams."""
     timed = with_times(rows)
     records: list[dict[str, Any]] = []
     for (target, streams), cell in timed.groupby(GROUP, sort=True):
@@ -176,17 +175,16 @@ def paired(rows: pd.DataFrame) -> pd.DataFrame:
         if both.empty:
             continue
         d_ttft = (both["ttft_s"] - both["ttft_s_direct"]) * 1000
+        ratio = both["stream_tok_s"] / both["stream_tok_s_direct"]
         out.append(
             {
                 "target": target,
                 "streams": streams,
                 "pairs": len(both),
-                "d_ttft_ms_p50": float(d_ttft.median()),
-                "d_ttft_ms_p90": float(d_ttft.quantile(0.9)),
-                "tok_s_ratio_p50": float(
-                    (both["stream_tok_s"] / both["stream_tok_s_direct"]).median()
-                ),
-                "d_e2e_ms_p50": float(((both["e2e_s"] - both["e2e_s_direct"]) * 1000).median()),
+                "d_ttft_ms_p50": quantile(d_ttft, 0.5),
+                "d_ttft_ms_p90": quantile(d_ttft, 0.9),
+                "tok_s_ratio_p50": quantile(ratio, 0.5),
+                "d_e2e_ms_p50": quantile((both["e2e_s"] - both["e2e_s_direct"]) * 1000, 0.5),
             }
         )
     return pd.DataFrame(out, columns=[*cols, "d_e2e_ms_p50"])
@@ -214,9 +212,41 @@ def nkn_transport(rows: pd.DataFrame) -> pd.DataFrame:
                 "dm_bytes_per_token": float(cell["nkn_dm_bytes"].sum()) / chunks
                 if chunks
                 else float("nan"),
-                "relay_t_ms_p50": measure.quantiles(list(cell["nkn_relay_t_ms"].dropna())).p50,
+                "relay_t_ms_p50": quantile(cell["nkn_relay_t_ms"], 0.5),
                 "seq_gaps": int(cell["nkn_seq_gaps"].sum()),
                 "out_of_order": int(cell["nkn_out_of_order"].sum()),
             }
         )
     return pd.DataFrame(out, columns=cols)
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """Every summary table of one report, computed from the raw rows and health samples."""
+
+    summary: pd.DataFrame
+    decomposition: pd.DataFrame
+    errors: pd.DataFrame
+    paired: pd.DataFrame
+    nkn: pd.DataFrame
+    checks: tuple[harness.HarnessCheck, ...]
+
+
+def _ms_to_s(value: Any) -> float | None:
+    return None if value is None else float(value) / 1000
+
+
+def tables(rows: pd.DataFrame, health: pd.DataFrame, config: Mapping[str, Any]) -> Tables:
+    """The report's tables for `rows`, with the run's recorded `config` (SLOs, load shape)."""
+    summ = summarize(rows, _ms_to_s(config.get("slo_ttft_ms")), _ms_to_s(config.get("slo_tpot_ms")))
+    # Results written before the settings classes recorded the open-loop rate as `rate_per_s`.
+    rate = config.get("rate", config.get("rate_per_s"))
+    closed = rate is None and config.get("requests") is None
+    return Tables(
+        summary=summ,
+        decomposition=decomposition(rows),
+        errors=error_table(rows),
+        paired=paired(rows),
+        nkn=nkn_transport(rows),
+        checks=harness.check_runs(summ, health, closed_loop=closed),
+    )

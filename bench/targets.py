@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from bench.config import BenchConfig
 from bench.errors import TargetError
+from bench.settings import BenchSettings
 
 log = logging.getLogger(__name__)
 DEFAULT_DIRECT_URL = "http://127.0.0.1:11434"
@@ -40,21 +40,21 @@ def _get_json(client: httpx.Client, url: str) -> Any:
         raise TargetError(f"{url}: answer is not JSON") from exc
 
 
-def _headers(config: BenchConfig) -> dict[str, str]:
+def _headers(config: BenchSettings) -> dict[str, str]:
     return {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
 
 
-def proxy_health(config: BenchConfig) -> dict[str, Any] | None:
+def proxy_health(config: BenchSettings) -> dict[str, Any] | None:
     """The proxy's `/_health` document, or None when no proxy answers there."""
     with httpx.Client(timeout=5.0, headers=_headers(config)) as client:
         try:
-            health = _get_json(client, config.proxy_url.rstrip("/") + "/_health")
+            health = _get_json(client, config.proxy_endpoint.rstrip("/") + "/_health")
         except TargetError:
             return None
     return health if isinstance(health, dict) else None
 
 
-def backend_model(url: str, config: BenchConfig) -> str:
+def backend_model(url: str, config: BenchSettings) -> str:
     """A model the backend at `url` has: the first loaded one (`/api/ps`), else the first pulled."""
     with httpx.Client(timeout=5.0, headers=_headers(config)) as client:
         for path in ("/api/ps", "/api/tags"):
@@ -65,31 +65,31 @@ def backend_model(url: str, config: BenchConfig) -> str:
     raise TargetError(f"{url}: the backend has no models; pass --model or pull one")
 
 
-def resolve_targets(config: BenchConfig) -> tuple[Target, ...]:
+def resolve_targets(config: BenchSettings) -> tuple[Target, ...]:
     """The targets of `config` with URL and model filled in; raise TargetError when one is
     unreachable or under-specified (NKN without --relay-address)."""
-    health = proxy_health(config) if "proxy" in config.targets or not config.direct_url else None
-    if "proxy" in config.targets and health is None:
+    direct_url = config.direct_endpoint
+    health = proxy_health(config) if "proxy" in config.target or not direct_url else None
+    if "proxy" in config.target and health is None:
         raise TargetError(
-            f"{config.proxy_url}: no farm proxy answers /_health (is `invoke up` running?)"
+            f"{config.proxy_endpoint}: no farm proxy answers /_health (is `invoke up` running?)"
         )
-    direct_url = config.direct_url
     if direct_url is None and health and health.get("backends"):
         direct_url = str(health["backends"][0]["url"])
     direct_url = direct_url or DEFAULT_DIRECT_URL
     model = config.model or (health or {}).get("model") or backend_model(direct_url, config)
     out = []
-    for name in config.targets:
+    for name in config.target:
         if name == "nkn" and not (config.relay_address or config.nkn_loopback):
             raise TargetError("--target nkn needs --relay-address (the relay's NKN address)")
-        url = {"direct": direct_url, "proxy": config.proxy_url, "nkn": None}[name]
+        url = {"direct": direct_url, "proxy": config.proxy_endpoint, "nkn": None}[name]
         out.append(Target(name=name, url=url, model=model))
     return tuple(out)
 
 
-def warm_model(url: str, model: str, config: BenchConfig) -> float:
+def warm_model(url: str, model: str, config: BenchSettings) -> float:
     """Load `model` with an empty-prompt generate (Ollama's load-only request); return seconds."""
-    with httpx.Client(timeout=config.request_timeout_s, headers=_headers(config)) as client:
+    with httpx.Client(timeout=config.timeout, headers=_headers(config)) as client:
         try:
             response = client.post(
                 url.rstrip("/") + "/api/generate", json={"model": model, "prompt": ""}
@@ -101,7 +101,7 @@ def warm_model(url: str, model: str, config: BenchConfig) -> float:
     return response.elapsed.total_seconds()
 
 
-def server_facts(url: str, config: BenchConfig) -> dict[str, Any]:
+def server_facts(url: str, config: BenchSettings) -> dict[str, Any]:
     """`/api/version` and `/api/ps` of a target for meta.json (errors recorded, not raised)."""
     facts: dict[str, Any] = {}
     with httpx.Client(timeout=5.0, headers=_headers(config)) as client:

@@ -6,7 +6,7 @@ own stats show both), while the exact row goes to the process's `BenchRuntime`.
 
 Lines are read with geventhttpclient's `readline(b"\\n")`, which returns as soon as one line is
 in: locust's `FastHttpSession.iter_lines` waits for 1024 bytes and delays TTFT by several
-Ollama-sized lines (bench spec §4.2).
+Ollama-sized lines.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from geventhttpclient import HTTPClient
 from geventhttpclient.url import URL
 from locust import User, constant
 
+from bench.child_settings import NknPeerSettings
 from bench.errors import RunError, WireError
 from bench.observe import NknCounters, RequestLabels, StreamObserver
 from bench.payload import Payload
@@ -37,6 +38,7 @@ from bench.prompts import Prompt
 from bench.record import RequestRecord, Status
 from bench.runtime import BenchRuntime
 from bench.wire import Chunk, decode_ndjson, decode_sse
+from farm.settings import to_argv
 
 log = logging.getLogger(__name__)
 # Error bodies are short JSON; cap what is read so a misbehaving server cannot make us buffer.
@@ -132,7 +134,7 @@ class StreamClient:
         self._http = HTTPClient.from_url(
             url, concurrency=1, connection_timeout=10.0, network_timeout=timeout_s, headers={}
         )
-        # identity: a compressing proxy could otherwise batch the stream (bench spec §4.3).
+        # identity: a compressing proxy could otherwise batch the stream into large chunks.
         self._headers = {
             "Content-Type": "application/json",
             "Accept-Encoding": "identity",
@@ -178,8 +180,8 @@ class HttpStreamUser(BenchUser):
     def on_start(self) -> None:
         """Open this user's own connection (no shared pool, so no hidden concurrency cap)."""
         cfg = self.runtime.spec.config
-        url = self.runtime.spec.url or cfg.proxy_url
-        self.stream_client = StreamClient(url, cfg.request_timeout_s, cfg.api_key)
+        url = self.runtime.spec.url or cfg.proxy_endpoint
+        self.stream_client = StreamClient(url, cfg.timeout, cfg.api_key)
 
     def on_stop(self) -> None:
         """Close the connection."""
@@ -206,7 +208,7 @@ class HttpStreamUser(BenchUser):
         except TimeoutError as exc:
             status, error = (
                 Status.TIMEOUT,
-                f"no data for {self.runtime.spec.config.request_timeout_s}s: {exc}",
+                f"no data for {self.runtime.spec.config.timeout}s: {exc}",
             )
         except WireError as exc:
             status, error = Status.STREAM_ERROR, f"bad stream line: {exc}"
@@ -230,8 +232,8 @@ class NknPeer:
     on its own queue and never blocks the hub; the asyncio relay client lives in the peer.
     """
 
-    def __init__(self, peer_args: list[str], start_timeout_s: float = 60.0) -> None:
-        argv = [sys.executable, "-m", "bench.nkn_peer", *peer_args]
+    def __init__(self, settings: NknPeerSettings, start_timeout_s: float = 60.0) -> None:
+        argv = [sys.executable, "-m", "bench.nkn_peer", *to_argv(settings)]
         self._proc = gevent.subprocess.Popen(argv, stdin=PIPE, stdout=PIPE, bufsize=0)
         self._queues: dict[str, gevent.queue.Queue[dict[str, Any]]] = {}
         self._ids = itertools.count()
@@ -295,7 +297,7 @@ class NknStreamUser(BenchUser):
         lock = env.__dict__.setdefault("bench_nkn_lock", gevent.lock.BoundedSemaphore())
         with lock:
             if getattr(env, "bench_nkn_peer", None) is None:
-                env.bench_nkn_peer = NknPeer(self._peer_args())
+                env.bench_nkn_peer = NknPeer(self._peer_settings())
         peer: NknPeer = env.bench_nkn_peer
         return peer
 
@@ -307,14 +309,13 @@ class NknStreamUser(BenchUser):
         except RunError as exc:
             log.warning("NKN peer failed to start: %s", exc)
 
-    def _peer_args(self) -> list[str]:
+    def _peer_settings(self) -> NknPeerSettings:
         cfg = self.runtime.spec.config
         if cfg.nkn_loopback:
-            return ["--loopback", cfg.proxy_url]
+            return NknPeerSettings(loopback=cfg.proxy_endpoint)
         if not cfg.relay_address:
             raise RunError("--target nkn needs --relay-address (or --nkn-loopback)")
-        rpc = ["--rpc-url", cfg.nkn_rpc_url] if cfg.nkn_rpc_url else []
-        return ["--relay-address", cfg.relay_address, *rpc]
+        return NknPeerSettings(relay_address=cfg.relay_address, nkn_rpc=cfg.nkn_rpc)
 
     def run_one(self) -> None:
         """Send one request through the relay and record it."""
@@ -335,14 +336,14 @@ class NknStreamUser(BenchUser):
         obs = StreamObserver(
             self.labels(prompt), t_intended, time.perf_counter_ns(), time.time_ns()
         )
-        rid, queue = peer.open(payload, self.runtime.spec.config.request_timeout_s)
+        rid, queue = peer.open(payload, self.runtime.spec.config.timeout)
         self.runtime.in_flight += 1
         finished = False
         try:
             end = self._consume(obs, queue)
             finished = True
         except gevent.queue.Empty:
-            t_out = self.runtime.spec.config.request_timeout_s
+            t_out = self.runtime.spec.config.timeout
             end = {"t_ns": time.perf_counter_ns(), "error": f"no data for {t_out}s", "timeout": 1}
         except GreenletExit:
             self.runtime.in_flight -= 1
@@ -378,7 +379,7 @@ class NknStreamUser(BenchUser):
         self, obs: StreamObserver, queue: gevent.queue.Queue[dict[str, Any]]
     ) -> dict[str, Any]:
         """Feed the peer's events into `obs` until the end event, which is returned."""
-        timeout_s = self.runtime.spec.config.request_timeout_s
+        timeout_s = self.runtime.spec.config.timeout
         while True:
             event = queue.get(timeout=timeout_s)
             if event["ev"] == "begin":

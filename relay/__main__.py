@@ -1,58 +1,69 @@
 """`python -m relay [--env-file .env] [--debug]`: run the NKN relay in front of the farm proxy.
 
 Creates `.env` on first run (fresh NKN seed, mode 0600), connects to NKN through the Node
-bridge, prints `NKN ready: <address>` and serves the DM API until Ctrl-C.
+bridge, prints `NKN ready: <address>` and serves the DM API until Ctrl-C. Every setting is
+declared in `relay.settings.RelaySettings`; `--print-config` shows them and where each came
+from.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 import sys
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 from rich.live import Live
 
-from relay.config import RelayConfig, load_environ
+from farm.settings import Loaded, SettingsError, load, process_environ, run_main
+from relay.bridge import BridgeConfig, BridgeError, NknTransport
 from relay.debugview import DmView
-from relay.errors import ConfigError
+from relay.envfile import ensure_env_file
 from relay.server import serve_over
+from relay.settings import RelaySettings
 from relay.transport import Transport
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse flags, build the configs, run the relay; 2 on a bad setting, 1 if NKN fails."""
-    parser = argparse.ArgumentParser(prog="python -m relay", description=__doc__.splitlines()[0])
-    parser.add_argument("--env-file", default=".env", help="settings file (created if missing)")
-    parser.add_argument("--debug", action="store_true", help="live view of incoming/outgoing DMs")
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    # Imported here: the bridge package is only needed to actually join NKN.
-    from relay.bridge import BridgeConfig, BridgeError, NknTransport
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Load the settings, run the relay; 2 on a bad setting, 1 if NKN fails."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    env = process_environ() if environ is None else environ
+    return run_main(RelaySettings, lambda loaded: _serve(loaded, args), args, env)
 
+
+def _serve(loaded: Loaded[RelaySettings], argv: list[str]) -> int:
+    settings = loaded.settings
+    logging.basicConfig(
+        level=settings.log_level_number, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
-        environ = load_environ(Path(args.env_file))
-        config = RelayConfig.from_env(environ)
-        bridge = BridgeConfig.from_env(environ)
-    except (ConfigError, BridgeError) as exc:
-        print(f"relay: {exc}", file=sys.stderr)
-        return 2
+        if ensure_env_file(settings.env_file):
+            # First run: the new file's seed and defaults count like any other `.env`.
+            settings = load(RelaySettings, argv, loaded.environ).settings
+        bridge = settings.bridge_config(loaded.environ)
+    except OSError as exc:
+        return _fail(f"{settings.env_file}: cannot create ({exc})", 2)
+    except (SettingsError, BridgeError) as exc:
+        return _fail(str(exc), 2)
     try:
         # Ctrl-C or SIGTERM: serve_over closes the transport, so no bridge process is left.
         with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-            asyncio.run(_run(config, NknTransport(bridge), debug=args.debug))
+            asyncio.run(_run(settings, bridge))
     except BridgeError as exc:
-        print(f"relay: NKN bridge failed: {exc}", file=sys.stderr)
-        return 1
+        return _fail(f"NKN bridge failed: {exc}", 1)
     return 0
 
 
-async def _run(config: RelayConfig, transport: Transport, *, debug: bool) -> None:
-    view = DmView() if debug else None
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"{RelaySettings.prog}: error: {message}\n")
+    return code
+
+
+async def _run(settings: RelaySettings, bridge: BridgeConfig) -> None:
+    transport: Transport = NknTransport(bridge)
+    view = DmView() if settings.debug else None
     live: Live | None = None
     task = asyncio.current_task()
     if task is not None:
@@ -60,7 +71,8 @@ async def _run(config: RelayConfig, transport: Transport, *, debug: bool) -> Non
 
     def ready(address: str) -> None:
         nonlocal live
-        print(f"NKN ready: {address}", flush=True)
+        sys.stdout.write(f"NKN ready: {address}\n")
+        sys.stdout.flush()
         if view is not None:
             view.address = address
             live = Live(get_renderable=view.render, refresh_per_second=4)
@@ -68,7 +80,7 @@ async def _run(config: RelayConfig, transport: Transport, *, debug: bool) -> Non
 
     try:
         observer = None if view is None else view.record
-        await serve_over(config, transport, observer=observer, on_ready=ready)
+        await serve_over(settings, transport, observer=observer, on_ready=ready)
     finally:
         if live is not None:
             live.stop()

@@ -1,7 +1,9 @@
-"""The relay's error hierarchy: every failure the engine, its config or the peer client raises.
+"""The relay's error hierarchy: every failure the engine or the peer client raises.
+
+Bad settings are the settings layer's `farm.settings.SettingsError` (one line naming the flag,
+variable or `.env` key); the NKN bridge has its own tree in `relay.bridge.errors`.
 
 RelayError
-├── ConfigError          a bad `.env`/environment value (names the key)
 ├── FrameError           a malformed direct message (carries the request id when one was found)
 ├── PolicyError          a request the relay refuses (unknown service, url, peer, path)
 └── ClientError          raised by the peer client (`relay.client`)
@@ -15,15 +17,6 @@ from __future__ import annotations
 
 class RelayError(Exception):
     """Base of every error the relay package raises."""
-
-
-class ConfigError(RelayError):
-    """A configuration value is invalid; the message names the key and the problem."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}")
-        self.key = key
-        self.problem = problem
 
 
 class FrameError(RelayError):

@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 from relay.errors import FrameError
 
 Id: TypeAlias = str | int
-#: NKN refuses messages over 4,000,000 bytes (nkn-protocol.md §6); nothing bigger can arrive.
+#: NKN refuses messages over 4,000,000 bytes (nkn-sdk's limit); nothing bigger can arrive.
 MAX_INBOUND_B = 4_000_000
 MAX_ID_CHARS = 256
 MAX_TIMEOUT_MS = 3_600_000

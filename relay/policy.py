@@ -15,9 +15,9 @@ from urllib.parse import unquote
 
 import httpx
 
-from relay.config import RelayConfig
 from relay.errors import PolicyError
 from relay.frames import HttpSpec
+from relay.settings import RelaySettings
 
 #: RFC 9110 §7.6.1 hop-by-hop headers, plus those the relay or httpx must set itself.
 DROPPED_HEADERS = frozenset(
@@ -58,7 +58,7 @@ def bad_request(reason: str) -> PolicyError:
 class Policy:
     """Decides, for one relay config, whether a peer and a request are allowed."""
 
-    def __init__(self, config: RelayConfig) -> None:
+    def __init__(self, config: RelaySettings) -> None:
         """Precompute the parsed targets and allowlist."""
         self._config = config
         self._targets = {name: httpx.URL(base) for name, base in config.targets.items()}

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import httpx
 
-from relay.config import RelayConfig
 from relay.errors import FrameError, PolicyError
 from relay.frames import (
     REPLY_FRAMES,
@@ -36,6 +35,7 @@ from relay.frames import (
 )
 from relay.policy import Policy
 from relay.session import Session, refusal, refusal_for
+from relay.settings import RelaySettings
 from relay.transport import Incoming, Sending, Transport
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class RelayServer:
 
     def __init__(
         self,
-        config: RelayConfig,
+        config: RelaySettings,
         transport: Transport,
         *,
         clients: dict[bool, httpx.AsyncClient] | None = None,
@@ -237,7 +237,7 @@ class RelayServer:
 
 
 async def serve_over(
-    config: RelayConfig,
+    config: RelaySettings,
     transport: Transport,
     *,
     observer: Observer | None = None,

@@ -22,7 +22,6 @@ from typing import TypeAlias
 import httpx
 
 from relay.batcher import Batcher, LineSplitter
-from relay.config import RelayConfig
 from relay.errors import PolicyError
 from relay.frames import (
     Frame,
@@ -35,6 +34,7 @@ from relay.frames import (
 )
 from relay.lineflags import LineFlags
 from relay.policy import Target
+from relay.settings import RelaySettings
 from relay.transport import Sending
 from relay.upstream import Body, Cancelled, Chunk, Eof, Event, Fail, Head, build_request, pump
 
@@ -66,7 +66,7 @@ class Session:
         target: Target,
         client: httpx.AsyncClient,
         send: Send,
-        config: RelayConfig,
+        config: RelaySettings,
     ) -> None:
         """Prepare the session; nothing happens until `run()`."""
         self.request = request

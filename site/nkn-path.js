@@ -79,7 +79,7 @@ export class NknRelay {
       numSubClients: SUBCLIENTS,
       // The original client also receives what a single-client relay sends to our bare address.
       originalClient: true,
-      // A page served over https would otherwise pick WebRTC and wss; see nkn-protocol.md 1.2.
+      // A page served over https would otherwise pick WebRTC and wss.
       webrtc: false,
       tls: this.config.nkn_tls,
     };
@@ -101,7 +101,7 @@ export class NknRelay {
       `NKN connect timed out after ${CONNECT_TIMEOUT_MS / 1000} s`,
     );
     // onConnect fires when the first sub-client is ready; a DM sent then leaves only through
-    // that one and misses a relay listening on the others (nkn-protocol.md 7, test reminders).
+    // that one and misses a relay listening on the others.
     await waitFor(() => client.readyClientIDs().length >= SUBCLIENTS + 1, ALL_READY_MS);
     return client;
   }

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from farm.errors import SetupError
+from farm.gpu.errors import SetupError
 from farm.gpu.probe import Item
 
 KEYRING = Path("/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg")

@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from farm.errors import SetupError
 from farm.gpu.apt_repo import under
+from farm.gpu.errors import SetupError
 from farm.gpu.probe import Item, Runner
 
 log = logging.getLogger(__name__)

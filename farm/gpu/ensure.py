@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from farm.config import GpuSetupConfig
-from farm.errors import SetupError, SetupRefused
 from farm.gpu import apt_repo, daemon_json, probe
+from farm.gpu.errors import SetupError, SetupRefused
 from farm.gpu.probe import Item, Runner
+from farm.gpu.settings import GpuSetupSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class SetupReport:
     items: tuple[Item, ...]
 
 
-def check(config: GpuSetupConfig, run: Runner, euid: int) -> list[Item]:
+def check(config: GpuSetupSettings, run: Runner, euid: int) -> list[Item]:
     """Every item's state, changing nothing. Docker-dependent probes run only if Docker runs."""
     items = [
         probe.check_root(euid),
@@ -52,7 +52,7 @@ def check(config: GpuSetupConfig, run: Runner, euid: int) -> list[Item]:
     return items
 
 
-def _refuse_unfixable(config: GpuSetupConfig, run: Runner, euid: int) -> None:
+def _refuse_unfixable(config: GpuSetupSettings, run: Runner, euid: int) -> None:
     """Stop before any change on a host this procedure cannot fix, saying what to do."""
     if euid != 0:
         raise SetupRefused(
@@ -89,7 +89,7 @@ def _refuse_unfixable(config: GpuSetupConfig, run: Runner, euid: int) -> None:
         )
 
 
-def _install_toolkit(config: GpuSetupConfig, run: Runner, changes: list[str]) -> None:
+def _install_toolkit(config: GpuSetupSettings, run: Runner, changes: list[str]) -> None:
     """Write keyring and list when needed, then apt-get install the toolkit if absent."""
     root = config.root
     repo_ok = apt_repo.check_keyring(root).ok and apt_repo.check_source_list(root).ok
@@ -97,7 +97,7 @@ def _install_toolkit(config: GpuSetupConfig, run: Runner, changes: list[str]) ->
     if repo_ok and toolkit_ok:
         return
     if not repo_ok:
-        files = apt_repo.fetch(config.repo_url)
+        files = apt_repo.fetch(config.nvidia_repo)
         if apt_repo.write_if_changed(apt_repo.under(root, apt_repo.KEYRING), files.keyring):
             changes.append(f"wrote {apt_repo.KEYRING}")
         list_bytes = files.source_list.encode("utf-8")
@@ -115,7 +115,7 @@ def _install_toolkit(config: GpuSetupConfig, run: Runner, changes: list[str]) ->
     changes.append(f"installed {TOOLKIT_PACKAGE}")
 
 
-def ensure(config: GpuSetupConfig, run: Runner, euid: int) -> SetupReport:
+def ensure(config: GpuSetupSettings, run: Runner, euid: int) -> SetupReport:
     """Bring the host to the GPU-ready state; idempotent. Raises SetupRefused/SetupError."""
     _refuse_unfixable(config, run, euid)
     changes: list[str] = []

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import httpx
 
-from farm.errors import BackendNotReady
+from farm.launch.errors import BackendNotReady
 
 log = logging.getLogger(__name__)
 

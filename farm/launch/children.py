@@ -18,9 +18,37 @@ from pathlib import Path
 
 import psutil
 
+from farm.settings import ServiceSettings, child_env, specs
+
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 10.0
+
+
+def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The launcher's environment as its children inherit it (PATH, HOME, ...): without the
+    OLLAMA_* variables, which the farm sets per backend rather than passing on by accident."""
+    return {k: v for k, v in environ.items() if not k.startswith("OLLAMA_")}
+
+
+def service_env(base_env: Mapping[str, str], settings: ServiceSettings) -> dict[str, str]:
+    """The environment of a child service started with `to_argv(settings)`.
+
+    `to_argv` leaves out values equal to the child's defaults, so an inherited variable for a
+    setting the parent chose (FARM_API_KEY, FARM_PROXY_HOST, ...) would win over that choice:
+    the variables of every setting given to `settings` are dropped, and `child_env(settings)`
+    adds back those that must travel by environment (secrets, environment-only settings).
+    The child's other variables still reach it, so it can be tuned through its environment.
+    """
+    chosen = {
+        key
+        for spec in specs(type(settings))
+        if spec.name in settings.model_fields_set
+        for key in spec.env
+    }
+    env = {k: v for k, v in base_env.items() if k not in chosen}
+    env.update(child_env(settings))
+    return env
 
 
 class Child:

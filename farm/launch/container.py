@@ -18,12 +18,12 @@ import docker.errors
 import docker.types
 import requests
 
-from farm.config import FarmConfig
-from farm.errors import BackendError, GpuUnavailable, PortInUse, PreflightError, PullError
 from farm.launch.backend import BackendRecord
+from farm.launch.errors import BackendError, GpuUnavailable, PortInUse, PreflightError, PullError
 from farm.launch.models_dir import ModelsDir
 from farm.launch.process import ollama_env
 from farm.launch.progress import PullProgress
+from farm.launch.settings import UpSettings
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _translate_start_error(exc: docker.errors.APIError, name: str, port: int) ->
 class ContainerBackend:
     """One ollama/ollama container."""
 
-    def __init__(self, config: FarmConfig, index: int, port: int, models: ModelsDir) -> None:
+    def __init__(self, config: UpSettings, index: int, port: int, models: ModelsDir) -> None:
         self._config = config
         self.name = config.name if config.replicas == 1 else f"{config.name}-{index}"
         self._port = port

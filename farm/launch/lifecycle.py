@@ -13,43 +13,44 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 
-from farm.config import FarmConfig
-from farm.errors import BackendError, FarmError, ProxyError
 from farm.launch import children, container, state
 from farm.launch.backend import Backend, inference_compute, wait_ready
-from farm.launch.children import Child
+from farm.launch.children import Child, inherited_env
+from farm.launch.errors import BackendError, FarmError, ProxyError
 from farm.launch.external import ExternalBackend
 from farm.launch.model_pull import pull_model
 from farm.launch.plan import Plan, preflight
 from farm.launch.process import local_backend, sim_backend
 from farm.launch.proxy_process import probe_url, spawn_proxy, wait_proxy
+from farm.launch.settings import UpSettings
 from farm.launch.warmup import warm_up
 
 log = logging.getLogger(__name__)
 
 
-def build_backends(config: FarmConfig, plan: Plan, log_dir: Path) -> list[Backend]:
+def build_backends(
+    config: UpSettings, plan: Plan, base_env: Mapping[str, str], log_dir: Path
+) -> list[Backend]:
     """One backend per replica (or per --backend-url), not yet started."""
     if plan.mode == "external":
-        return [ExternalBackend(u, f"external-{i}") for i, u in enumerate(config.backend_urls, 1)]
+        return [ExternalBackend(u, f"external-{i}") for i, u in enumerate(config.backend_url, 1)]
     out: list[Backend] = []
     for i, port in enumerate(config.back_ports, 1):
         if plan.mode == "docker" and plan.models is not None:
             out.append(container.ContainerBackend(config, i, port, plan.models))
         elif plan.mode == "local" and plan.models is not None:
-            out.append(local_backend(config, i, port, plan.models, log_dir))
+            out.append(local_backend(config, base_env, i, port, plan.models, log_dir))
         else:
-            out.append(sim_backend(config, i, port, log_dir))
+            out.append(sim_backend(config, base_env, i, port, log_dir))
     return out
 
 
-def _announce(config: FarmConfig, plan: Plan) -> None:
+def _announce(config: UpSettings, plan: Plan) -> None:
     if plan.mode == "sim":
         log.warning("mode sim: the backend is the Ollama SIMULATOR (synthetic, no model)")
     if config.replicas > 1:
@@ -111,7 +112,7 @@ def _log_hint(backend: Backend) -> Callable[[], str]:
     return hint
 
 
-def _report_compute(config: FarmConfig, backend: Backend) -> None:
+def _report_compute(config: UpSettings, backend: Backend) -> None:
     """Say which devices Ollama found; warn when a GPU was wanted but it fell back to the CPU."""
     devices = inference_compute(backend.log_tail(400))
     for device in devices:
@@ -123,7 +124,7 @@ def _report_compute(config: FarmConfig, backend: Backend) -> None:
         )
 
 
-def _bring_up(config: FarmConfig, backends: list[Backend]) -> None:
+def _bring_up(config: UpSettings, backends: list[Backend]) -> None:
     """Wait for each started backend, then pull (unless --no-pull) and warm the model."""
     for backend in backends:
         wait_ready(backend.url, config.ready_timeout_s, backend.alive, _log_hint(backend))
@@ -147,7 +148,7 @@ def _bring_up(config: FarmConfig, backends: list[Backend]) -> None:
 
 
 def _record(
-    config: FarmConfig, mode: str, backends: list[Backend], proxy: Child
+    config: UpSettings, mode: str, backends: list[Backend], proxy: Child
 ) -> state.FarmState:
     me = children.find(os.getpid(), None)
     return state.FarmState(
@@ -163,7 +164,7 @@ def _record(
         proxy_create_time=proxy.create_time(),
         proxy_log=str(proxy.log_path),
         started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        config={k: v for k, v in asdict(config).items() if k not in ("base_env", "api_key")},
+        config=config.model_dump(mode="json", exclude={"api_key"}),
     )
 
 
@@ -182,9 +183,13 @@ def _supervise(backends: list[Backend], proxy: Child) -> None:
         log.info("shutting down")
 
 
-def up(config: FarmConfig, cwd: Path) -> state.FarmState:
-    """Start the farm; returns once detached, or after a clean foreground shutdown."""
-    plan = preflight(config, cwd)
+def up(config: UpSettings, cwd: Path, environ: Mapping[str, str]) -> state.FarmState:
+    """Start the farm; returns once detached, or after a clean foreground shutdown.
+
+    `environ` is the launcher's environment (PATH, HOME, ...): its children inherit it, less the
+    OLLAMA_* variables that the farm sets itself."""
+    base_env = inherited_env(environ)
+    plan = preflight(config, base_env, cwd)
     _announce(config, plan)
     log_dir = config.state_dir / "logs"
     started: list[Backend] = []
@@ -194,11 +199,11 @@ def up(config: FarmConfig, cwd: Path) -> state.FarmState:
         # One try block from the first start to the end of supervision: a signal landing between
         # any two steps (even just after the state file is written) still tears everything down.
         try:
-            backends = build_backends(config, plan, log_dir)
+            backends = build_backends(config, plan, base_env, log_dir)
             for backend in backends:
                 started.append(backend)
                 backend.start()
-            proxy = spawn_proxy(config, [b.url for b in backends], log_dir)
+            proxy = spawn_proxy(config, [b.url for b in backends], base_env, log_dir)
             _bring_up(config, backends)
             wait_proxy(config, proxy)
             record = _record(config, plan.mode, backends, proxy)

@@ -6,10 +6,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from farm.errors import StateError
 from farm.launch import container
 from farm.launch.backend import BackendRecord
 from farm.launch.children import tail
+from farm.launch.errors import StateError
 
 
 def _follow_file(path: Path, lines: int, follow: bool) -> Iterator[str]:

@@ -1,8 +1,9 @@
 """Pull the model through the backend's `/api/pull`, drawing each layer's byte progress.
 
 The stream is NDJSON progress objects ending in `{"status":"success"}`. An unknown model still
-answers HTTP 200 and then sends `{"error": ...}` after "pulling manifest" (ollama-api §3.9), so
-success is only the explicit `success` status: a stream that ends without it is a failed pull.
+answers HTTP 200 (the server streams "pulling manifest" before it knows the outcome) and then
+sends `{"error": ...}`, so success is only the explicit `success` status: a stream that ends
+without it is a failed pull.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from farm.errors import PullError
+from farm.launch.errors import PullError
 from farm.launch.progress import PullProgress
 
 log = logging.getLogger(__name__)

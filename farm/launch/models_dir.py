@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm.errors import PreflightError
+from farm.launch.errors import PreflightError
 
 SYSTEM_HOMES = (Path("/usr/share/ollama/.ollama"), Path("/var/lib/ollama/.ollama"))
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm.config import FarmConfig
-from farm.errors import PreflightError, StateError
 from farm.launch import container, models_dir, ports, state
+from farm.launch.errors import PreflightError, StateError
 from farm.launch.models_dir import ModelsDir
+from farm.launch.process import OLLAMA_BIN
+from farm.launch.settings import UpSettings
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +30,17 @@ class Plan:
     models: ModelsDir | None
 
 
-def resolve_mode(config: FarmConfig) -> str:
-    """external for --backend-url; auto -> docker, else local, else a clear refusal."""
-    if config.backend_urls:
+def resolve_mode(config: UpSettings, path: str | None) -> str:
+    """external for --backend-url; auto -> docker, else local (an `ollama` on `path`), else a
+    clear refusal."""
+    if config.backend_url:
         return "external"
     if config.mode != "auto":
         return config.mode
     if container.engine_answers(config.docker_host):
         log.info("mode auto: a Docker engine answers; using docker")
         return "docker"
-    if shutil.which(config.ollama_bin, path=config.base_env.get("PATH")):
+    if shutil.which(OLLAMA_BIN, path=path):
         log.info("mode auto: no Docker engine; using the local ollama binary")
         return "local"
     raise PreflightError(
@@ -46,7 +49,7 @@ def resolve_mode(config: FarmConfig) -> str:
     )
 
 
-def _check_ports(config: FarmConfig, mode: str) -> None:
+def _check_ports(config: UpSettings, mode: str) -> None:
     ports.ensure_free(config.host, config.front_port, "--front-port")
     if mode in ("docker", "local", "sim"):
         for port in config.back_ports:
@@ -61,18 +64,21 @@ def _refuse_live_farm(state_dir: Path) -> None:
         )
 
 
-def preflight(config: FarmConfig, cwd: Path) -> Plan:
-    """Validate the host for `config`; raises a FarmError naming the first problem."""
+def preflight(config: UpSettings, base_env: Mapping[str, str], cwd: Path) -> Plan:
+    """Validate the host for `config`, with the launcher's environment `base_env` (PATH finds
+    `ollama`, HOME its models); raises a FarmError naming the first problem."""
     _refuse_live_farm(config.state_dir)
-    mode = resolve_mode(config)
-    if mode == "local" and not shutil.which(config.ollama_bin, path=config.base_env.get("PATH")):
+    path = base_env.get("PATH")
+    mode = resolve_mode(config, path)
+    if mode == "local" and not shutil.which(OLLAMA_BIN, path=path):
         raise PreflightError(
             "--mode local: no `ollama` binary on PATH; install Ollama or use --mode docker/sim"
         )
     _check_ports(config, mode)
     models = None
     if mode in ("docker", "local") or config.models_dir is not None:
-        models = models_dir.detect(config.models_dir, config.ollama_models, config.home, cwd)
+        home = Path(base_env["HOME"]) if base_env.get("HOME") else None
+        models = models_dir.detect(config.models_dir, config.ollama_models, home, cwd)
         models_dir.ensure_usable(models)
         log.info("models dir: %s (%s)", models.path, models.reason)
     return Plan(mode=mode, models=models)

@@ -7,7 +7,7 @@ import socket
 
 import psutil
 
-from farm.errors import PortInUse
+from farm.launch.errors import PortInUse
 
 
 def owner(port: int) -> str | None:

@@ -1,27 +1,35 @@
 """Backends that are local processes: `ollama serve` (local mode) and the simulator (sim mode).
 
 Both get the environment Ollama reads at start-up (OLLAMA_HOST, OLLAMA_NUM_PARALLEL, ...), so
-the simulator is configured exactly as a real server would be; sim mode adds its own flags and is
-labelled synthetic everywhere it is reported.
+the simulator is configured exactly as a real server would be; the simulator also gets the same
+values as flags (its own settings, rendered by `to_argv`) and is labelled synthetic everywhere it
+is reported.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from farm.config import FarmConfig
-from farm.errors import BackendError
 from farm.launch.backend import BackendRecord
-from farm.launch.children import Child
+from farm.launch.children import Child, service_env
+from farm.launch.errors import BackendError
 from farm.launch.models_dir import ModelsDir
+from farm.launch.settings import UpSettings
+from farm.settings import SettingsError, to_argv
+from farm.settings.load import validate
+from farm.sim.settings import SimSettings
 
 log = logging.getLogger(__name__)
 
+OLLAMA_BIN = "ollama"
 
-def ollama_env(config: FarmConfig, host: str, port: int) -> dict[str, str]:
-    """The OLLAMA_* server variables the farm sets (Ollama has no GPU-layers variable: §6.1)."""
+
+def ollama_env(config: UpSettings, host: str, port: int) -> dict[str, str]:
+    """The OLLAMA_* server variables the farm sets. Ollama has no GPU-layers variable: the
+    layer count reaches it as the `num_gpu` option of the warm-up and of every request."""
     env = {
         "OLLAMA_HOST": f"{host}:{port}",
         "OLLAMA_NUM_PARALLEL": str(config.num_parallel),
@@ -82,38 +90,47 @@ class ProcessBackend:
 
 
 def local_backend(
-    config: FarmConfig, index: int, port: int, models: ModelsDir, log_dir: Path
+    config: UpSettings,
+    base_env: Mapping[str, str],
+    index: int,
+    port: int,
+    models: ModelsDir,
+    log_dir: Path,
 ) -> ProcessBackend:
     """`ollama serve` on back_host:port with the models store in OLLAMA_MODELS."""
-    env = dict(config.base_env)
+    env = dict(base_env)
     env.update(ollama_env(config, config.back_host, port))
     env["OLLAMA_MODELS"] = str(models.store)
     name = f"{config.name}-{index}"
-    child = Child([config.ollama_bin, "serve"], env, log_dir / f"{name}.log")
+    child = Child([OLLAMA_BIN, "serve"], env, log_dir / f"{name}.log")
     return ProcessBackend("process", name, child, config.back_host, port)
 
 
-def sim_backend(config: FarmConfig, index: int, port: int, log_dir: Path) -> ProcessBackend:
-    """The simulator (`python -m farm.sim`) with the same settings, as flags and variables."""
-    env = dict(config.base_env)
-    env.update(ollama_env(config, config.back_host, port))
-    argv = [
-        sys.executable,
-        "-m",
-        "farm.sim",
-        "--host",
-        config.back_host,
-        "--port",
-        str(port),
-        "--num-parallel",
-        str(config.num_parallel),
-        "--keep-alive",
-        config.keepalive,
-        "--context-length",
-        str(config.ctx),
-    ]
+def sim_settings(config: UpSettings, port: int) -> SimSettings:
+    """The simulator configured as the farm configures `ollama serve` (`ollama_env`)."""
+    values: dict[str, object] = {
+        "host": config.back_host,
+        "port": port,
+        "num_parallel": config.num_parallel,
+        "keep_alive": config.keepalive,  # the simulator reads Go durations as Ollama does
+        "context_length": config.ctx,
+    }
     if config.max_queue is not None:
-        argv += ["--max-queue", str(config.max_queue)]
+        values["max_queue"] = config.max_queue
+    try:
+        return validate(SimSettings, values)
+    except SettingsError as exc:
+        raise BackendError(f"the simulator cannot take the farm's settings: {exc}") from exc
+
+
+def sim_backend(
+    config: UpSettings, base_env: Mapping[str, str], index: int, port: int, log_dir: Path
+) -> ProcessBackend:
+    """The simulator (`python -m farm.sim`) with the same settings, as flags and variables."""
+    settings = sim_settings(config, port)
+    env = service_env(base_env, settings)
+    env.update(ollama_env(config, config.back_host, port))
+    argv = [sys.executable, "-m", "farm.sim", *to_argv(settings)]
     name = f"{config.name}-sim-{index}"
     child = Child(argv, env, log_dir / f"{name}.log")
     return ProcessBackend("sim", name, child, config.back_host, port)

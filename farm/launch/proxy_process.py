@@ -1,45 +1,55 @@
 """The proxy as a child process: `python -m farm.proxy` with option pinning on.
 
 Pinning `num_ctx`/`num_gpu` (and the model) in the proxy means clients that omit those options
-reach the runner the warm-up loaded, instead of forcing a reload. The API key travels in
-FARM_API_KEY, not argv, so it does not show in `ps`.
+reach the runner the warm-up loaded, instead of forcing a reload. The argv is rendered from
+`ProxySettings`; the API key travels in the proxy's environment (FARM_API_KEY), never in argv,
+so it does not show in `ps`.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from farm.config import FarmConfig
-from farm.errors import BackendNotReady, ProxyError
 from farm.launch.backend import wait_ready
-from farm.launch.children import Child
+from farm.launch.children import Child, service_env
+from farm.launch.errors import BackendNotReady, ProxyError
+from farm.launch.settings import UpSettings
+from farm.proxy.settings import ProxySettings
+from farm.settings import SettingsError, to_argv
+from farm.settings.load import validate
+
+READY_TIMEOUT_S = 60.0
 
 
-def proxy_argv(config: FarmConfig, backend_urls: Sequence[str]) -> list[str]:
-    """The proxy's command line for these backends."""
-    argv = [sys.executable, "-m", "farm.proxy"]
-    for url in backend_urls:
-        argv += ["--backend", url]
-    argv += [
-        "--host",
-        config.host,
-        "--port",
-        str(config.front_port),
-        "--model",
-        config.model,
-        "--num-parallel",
-        str(config.num_parallel),
-        "--pin-num-ctx",
-        str(config.ctx),
-    ]
+def proxy_settings(config: UpSettings, backend_urls: Sequence[str]) -> ProxySettings:
+    """The proxy's settings for these backends; ProxyError if the proxy would refuse them."""
+    values: dict[str, object] = {
+        "backend": tuple(backend_urls),
+        "host": config.host,
+        "port": config.front_port,
+        "model": config.model,
+        "num_parallel": config.num_parallel,
+        "pin_num_ctx": config.ctx,
+        # Given even when None, so that an inherited FARM_API_KEY cannot set a key the farm
+        # was not given (see `service_env`).
+        "api_key": config.api_key,
+    }
     # num_gpu -1 is Ollama's own default ("as many layers as fit") and the one value whose
-    # change never forces a reload (§6.1), so omitting it is the same pin; the proxy's flag
-    # accepts only layer counts >= 0.
+    # change never forces a reload, so leaving it unpinned is the same pin; the proxy's
+    # setting accepts only layer counts >= 0.
     if config.pin_num_gpu >= 0:
-        argv += ["--pin-num-gpu", str(config.pin_num_gpu)]
-    return argv
+        values["pin_num_gpu"] = config.pin_num_gpu
+    try:
+        return validate(ProxySettings, values)
+    except SettingsError as exc:
+        raise ProxyError(f"the proxy cannot take the farm's settings: {exc}") from exc
+
+
+def proxy_argv(settings: ProxySettings) -> list[str]:
+    """The proxy's command line (secrets excluded: see `service_env`)."""
+    return [sys.executable, "-m", "farm.proxy", *to_argv(settings)]
 
 
 def probe_url(host: str, port: int) -> str:
@@ -53,12 +63,13 @@ def probe_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def spawn_proxy(config: FarmConfig, backend_urls: Sequence[str], log_dir: Path) -> Child:
+def spawn_proxy(
+    config: UpSettings, backend_urls: Sequence[str], base_env: Mapping[str, str], log_dir: Path
+) -> Child:
     """Start the proxy process without waiting (it boots while the backends warm up)."""
-    env = dict(config.base_env)
-    if config.api_key:
-        env["FARM_API_KEY"] = config.api_key
-    child = Child(proxy_argv(config, backend_urls), env, log_dir / f"{config.name}-proxy.log")
+    settings = proxy_settings(config, backend_urls)
+    env = service_env(base_env, settings)
+    child = Child(proxy_argv(settings), env, log_dir / f"{config.name}-proxy.log")
     try:
         child.start()
     except OSError as exc:
@@ -66,12 +77,12 @@ def spawn_proxy(config: FarmConfig, backend_urls: Sequence[str], log_dir: Path) 
     return child
 
 
-def wait_proxy(config: FarmConfig, child: Child) -> None:
+def wait_proxy(config: UpSettings, child: Child) -> None:
     """Wait until the proxy's `/_health` answers 200 (ready); ProxyError otherwise."""
     try:
         wait_ready(
             probe_url(config.host, config.front_port),
-            60.0,
+            READY_TIMEOUT_S,
             child.alive,
             lambda: f"proxy log:\n{child.log_tail(10)}",
             path="/_health",

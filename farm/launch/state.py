@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farm.errors import StateError
 from farm.launch import children
 from farm.launch.backend import BackendRecord
+from farm.launch.errors import StateError
 
 SCHEMA = 1
 

@@ -1,8 +1,8 @@
 """Warm-up: load the model into memory with the farm's keep-alive and pinned options.
 
 The request pins `num_ctx` and `num_gpu` to the same values the proxy pins on every client
-request, so the runner loaded here is the one clients use (a different `num_ctx`, or any
-`num_gpu` other than -1, would force a reload: ollama-api §6.1). An empty prompt would load the
+request, so the runner loaded here is the one clients use: Ollama reloads a runner when a
+request brings another `num_ctx`, or any `num_gpu` other than -1. An empty prompt would load the
 model too, but its reply (`done_reason: "load"`) carries no timings, so one token is generated
 to get `load_duration` back.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from farm.errors import WarmupError
+from farm.launch.errors import WarmupError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""`create_app(config)`: the proxy's ASGI application, its lifespan and its top-level routing.
+"""`create_app(settings)`: the proxy's ASGI application, its lifespan and its top-level routing.
 
 `/api/*`, `/v1/*` and `/` go to the raw ASGI `Forwarder` (the hot path); everything else to
 the FastAPI control app. CORS, when configured, wraps both.
@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 
-from farm.proxy.config import ProxyConfig
 from farm.proxy.control import build_control_app
 from farm.proxy.errors import error_body
 from farm.proxy.forward import Forwarder
@@ -23,6 +22,7 @@ from farm.proxy.link import DeadlineSweeper
 from farm.proxy.metrics import ProxyMetrics
 from farm.proxy.pool import BackendPool
 from farm.proxy.security import ApiKeyCheck, CorsPolicy
+from farm.proxy.settings import ProxySettings
 
 logger = logging.getLogger(__name__)
 
@@ -32,21 +32,21 @@ FORWARDED_PREFIXES = ("/api/", "/v1/")
 class ProxyApp:
     """The ASGI application; all state lives here, created per app (no module globals)."""
 
-    def __init__(self, config: ProxyConfig) -> None:
-        self.config = config
-        self.pool = BackendPool(config.backends, config.num_parallel)
+    def __init__(self, settings: ProxySettings) -> None:
+        self.settings = settings
+        self.pool = BackendPool(settings.backend, settings.num_parallel)
         self.metrics = ProxyMetrics(self.pool)
-        tick = max(0.01, min(0.25, config.header_timeout_s / 4, config.idle_timeout_s / 4))
+        tick = max(0.01, min(0.25, settings.header_timeout / 4, settings.idle_timeout / 4))
         self.sweeper = DeadlineSweeper(tick)
-        self.auth = ApiKeyCheck(config.api_key)
-        self.cors = CorsPolicy(config.cors_origins) if config.cors_origins else None
+        self.auth = ApiKeyCheck(settings.api_key)
+        self.cors = CorsPolicy(settings.cors_origins) if settings.cors_origins else None
         drop = set()
         if self.auth.enabled:
             drop.add(b"authorization")  # the proxy's key is not the backend's business
         if self.cors is not None:
             drop.add(b"origin")
         self.forwarder = Forwarder(
-            config, self.pool, self.metrics, self.sweeper, self.auth, frozenset(drop)
+            settings, self.pool, self.metrics, self.sweeper, self.auth, frozenset(drop)
         )
         self.control = build_control_app(self)
         self.session: aiohttp.ClientSession | None = None
@@ -103,14 +103,14 @@ class ProxyApp:
         """Open the upstream session, probe backends once, start the background tasks."""
         # This session only probes backends; requests go through `farm.proxy.upstream`.
         self.session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout_s),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout),
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),
         )
         await probe_all(self.session, self.pool)
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(probe_forever(self.session, self.pool, self.config.health_interval_s)),
+            loop.create_task(probe_forever(self.session, self.pool, self.settings.health_interval)),
             loop.create_task(self.sweeper.run()),
         ]
 
@@ -151,6 +151,6 @@ async def _respond(send: Any, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(config: ProxyConfig) -> ProxyApp:
-    """Build the proxy's ASGI application for `config`."""
-    return ProxyApp(config)
+def create_app(settings: ProxySettings) -> ProxyApp:
+    """Build the proxy's ASGI application for `settings`."""
+    return ProxyApp(settings)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from farm.common.childserver import ChildServer, poll_until
 from farm.common.net import free_port
+from farm.proxy.settings import ProxySettings
+from farm.settings import child_env, process_environ, spec_of, to_argv
 
 __all__ = ["ProxyServer", "free_port"]
 
@@ -24,9 +25,9 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class ProxyServer(ChildServer):
     """Run `python -m farm.proxy` against `backends` until `stop()` (or the `with` block ends).
 
-    Keyword flags map onto CLI flags: `api_key="k"` → `--api-key k`, `cors_origins=[...]`
-    → `--cors-origins ...`, `access_log=False` → `--no-access-log`. `env` adds environment
-    variables (e.g. FARM_API_KEY) to the child's.
+    Keywords are `ProxySettings` fields (`api_key="k"`, `cors_origins=[...]`,
+    `access_log=False`); the child gets them as `to_argv` flags, and secrets such as the API
+    key through its environment. `env` adds further variables to the child's environment.
     """
 
     stop_grace_s = 10.0
@@ -35,19 +36,23 @@ class ProxyServer(ChildServer):
         self,
         backends: Sequence[str],
         port: int | None = None,
-        env: dict[str, str] | None = None,
-        **flags: Any,
+        env: Mapping[str, str] | None = None,
+        **settings: Any,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port(self.host)
         self.url = f"http://{self.host}:{self.port}"
-        argv = [sys.executable, "-m", "farm.proxy", "--host", self.host, "--port", str(self.port)]
-        for backend in backends:
-            argv += ["--backend", backend]
-        for name, value in flags.items():
-            argv += _flag(name, value)
-        self.argv = argv
-        self._env = {**os.environ, **(env or {})}
+        self.settings = ProxySettings(
+            backend=tuple(backends), host=self.host, port=self.port, **settings
+        )
+        self.argv = [sys.executable, "-m", "farm.proxy", *to_argv(self.settings)]
+        # A setting passed here must reach the child as passed, even when it equals the default
+        # (which `to_argv` leaves out): the variable that could override it is dropped.
+        child = {**process_environ(), **(env or {})}
+        for name in ("backend", "host", "port", *settings):
+            for key in spec_of(ProxySettings, name).env:
+                child.pop(key, None)
+        self._env = {**child, **child_env(self.settings)}
         super().__init__()
 
     def start(self) -> ProxyServer:
@@ -82,16 +87,3 @@ class ProxyServer(ChildServer):
     def wait_for(predicate: Callable[[], bool], timeout: float, what: str = "condition") -> None:
         """Poll `predicate` until it is true; raise TimeoutError after `timeout` seconds."""
         poll_until(predicate, timeout, what)
-
-
-def _flag(name: str, value: Any) -> list[str]:
-    flag = "--" + name.replace("_", "-")
-    if value is None:
-        return []
-    if name == "access_log":
-        return [] if value else ["--no-access-log"]
-    if isinstance(value, bool):
-        return [flag] if value else []
-    if isinstance(value, list | tuple):
-        return [flag, *map(str, value)]
-    return [flag, str(value)]

@@ -1,21 +1,42 @@
-"""The control endpoints, served by FastAPI: `GET /_health` and `GET /metrics`."""
+"""The control endpoints, served by FastAPI: `GET /_health` and `GET /metrics`.
+
+The handlers read the proxy's live state through `ProxyState`, a protocol that `ProxyApp`
+satisfies, so this module does not import the application that mounts it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
 from farm.proxy.health import health_document, probe_all
+from farm.proxy.metrics import ProxyMetrics
+from farm.proxy.pool import BackendPool
+from farm.proxy.settings import ProxySettings
 
-if TYPE_CHECKING:
-    from farm.proxy.app import ProxyApp
+
+class ProxyState(Protocol):
+    """What the control endpoints read: settings, pool, metrics and the probe session."""
+
+    @property
+    def settings(self) -> ProxySettings: ...
+
+    @property
+    def pool(self) -> BackendPool: ...
+
+    @property
+    def metrics(self) -> ProxyMetrics: ...
+
+    @property
+    def session(self) -> aiohttp.ClientSession | None: ...
 
 
-def build_control_app(proxy: ProxyApp) -> FastAPI:
+def build_control_app(proxy: ProxyState) -> FastAPI:
     """A FastAPI app whose handlers read the proxy's pool and metrics."""
     app = FastAPI(
         title="ollama-farm proxy control", docs_url=None, redoc_url=None, openapi_url=None
@@ -26,7 +47,7 @@ def build_control_app(proxy: ProxyApp) -> FastAPI:
         """Probe every backend now and report; 200 when ready, 503 when not."""
         if proxy.session is not None:
             await probe_all(proxy.session, proxy.pool)
-        doc = health_document(proxy.pool, proxy.config.model, proxy.config.num_parallel)
+        doc = health_document(proxy.pool, proxy.settings.model, proxy.settings.num_parallel)
         return JSONResponse(doc, status_code=200 if doc["ready"] else 503)
 
     @app.get("/metrics")

@@ -3,11 +3,10 @@
 Tree::
 
     ProxyError                 base; `status` is the HTTP status the client gets
-    ├── ConfigError            bad flag or environment value (raised at start, never per request)
     ├── UnauthorizedError      401: API key missing or wrong
     ├── BodyTooLargeError      413: request body over `max_body_bytes`
     ├── BadGatewayError        502: no backend could be reached, or one broke the exchange
-    └── GatewayTimeoutError    504: a backend sent no response header within `header_timeout_s`
+    └── GatewayTimeoutError    504: a backend sent no response header within `header_timeout`
 """
 
 from __future__ import annotations
@@ -19,10 +18,6 @@ class ProxyError(Exception):
     """Base of every error the proxy raises; `status` is the HTTP status to answer with."""
 
     status = 500
-
-
-class ConfigError(ProxyError):
-    """A configuration value is invalid; the message names the flag or variable."""
 
 
 class UnauthorizedError(ProxyError):

@@ -1,8 +1,8 @@
 """The streaming hot path: forward one request to a backend and its response back, unbuffered.
 
-A raw ASGI handler (the spec's measurement, proxy-gpu §A2.3, found a FastAPI route with httpx
-several ms slower) with the lean client of `farm.proxy.upstream`. Bytes are relayed as the
-backend's socket delivers them; `await send()` carries TCP back-pressure from the client to
+A raw ASGI handler (a FastAPI route with httpx measured several ms slower per request)
+with the lean client of `farm.proxy.upstream`. Bytes are relayed as the backend's socket
+delivers them; `await send()` carries TCP back-pressure from the client to
 the backend, so nothing queues up in the proxy.
 """
 
@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from farm.proxy.config import ProxyConfig
 from farm.proxy.errors import (
     BadGatewayError,
     BodyTooLargeError,
@@ -33,6 +32,7 @@ from farm.proxy.metrics import ProxyMetrics
 from farm.proxy.payload import Pinning, inspect_body, wants_parsing
 from farm.proxy.pool import Backend, BackendPool
 from farm.proxy.security import ApiKeyCheck
+from farm.proxy.settings import ProxySettings
 from farm.proxy.upstream import (
     Body,
     ConnectFailed,
@@ -57,22 +57,22 @@ class Forwarder:
 
     def __init__(
         self,
-        config: ProxyConfig,
+        settings: ProxySettings,
         pool: BackendPool,
         metrics: ProxyMetrics,
         sweeper: DeadlineSweeper,
         auth: ApiKeyCheck,
         drop_headers: frozenset[bytes],
     ) -> None:
-        self.config = config
+        self.settings = settings
         self.pool = pool
         self.metrics = metrics
         self.sweeper = sweeper
         self.auth = auth
-        self.upstreams = {b.url: _upstream_pool(b.url, config) for b in pool.backends}
+        self.upstreams = {b.url: _upstream_pool(b.url, settings) for b in pool.backends}
         self._drop = drop_headers
-        self._pinning = Pinning(config.pin_num_ctx, config.pin_num_gpu, config.model)
-        self._drop_cors = bool(config.cors_origins)
+        self._pinning = Pinning(settings.pin_num_ctx, settings.pin_num_gpu, settings.model)
+        self._drop_cors = bool(settings.cors_origins)
 
     async def __call__(self, scope: Scope, receive: Any, send: Send) -> None:
         loop = asyncio.get_running_loop()
@@ -98,13 +98,13 @@ class Forwarder:
             self.sweeper.links.discard(link)
             if ex.backend is not None:
                 ex.backend.in_flight -= 1
-            record_exchange(ex, loop.time(), self.metrics, self.config.access_log)
+            record_exchange(ex, loop.time(), self.metrics, self.settings.access_log)
 
     async def _handle(self, scope: Scope, link: ClientLink, send: Send, ex: Exchange) -> None:
         headers = scope["headers"]
         self.auth.check(ex.path, headers)
         length = _content_length(headers)
-        limit = self.config.max_body_bytes
+        limit = self.settings.max_body_bytes
         if limit is not None and length is not None and length > limit:
             raise BodyTooLargeError(f"request body of {length} bytes is over the {limit} limit")
         up_headers = upstream_request_headers(headers, self._drop)
@@ -129,8 +129,8 @@ class Forwarder:
         streamed, and the header clock starts only once its upload is complete.
         """
         loop = asyncio.get_running_loop()
-        header_timeout = self.config.header_timeout_s
-        limit = self.config.max_body_bytes
+        header_timeout = self.settings.header_timeout
+        limit = self.settings.max_body_bytes
         framing = b"" if length is None else b"content-length: %d\r\n" % length
         if wants_parsing(ex.method, ex.path, length):
             inspected = inspect_body(ex.path, await link.read_body(limit), self._pinning)
@@ -220,7 +220,7 @@ class Forwarder:
         ex.status = conn.status
         ex.ttfb_s = now - ex.started
         link.in_header_phase = False
-        idle = self.config.idle_timeout_s
+        idle = self.settings.idle_timeout
         link.deadline = now + idle
         out_headers, streaming = downstream_response_headers(conn.raw_headers, self._drop_cors)
         if streaming:
@@ -268,19 +268,19 @@ class Forwarder:
             self.metrics.client_aborts.labels(phase).inc()
             return
         if reason is Abort.BODY_TOO_LARGE:
-            limit = self.config.max_body_bytes
+            limit = self.settings.max_body_bytes
             await self._fail(
                 BodyTooLargeError(f"request body is larger than {limit} bytes"), send, ex
             )
             return
         self.metrics.upstream_errors.labels(reason.value).inc()
         if reason is Abort.HEADER_TIMEOUT:
-            timeout = self.config.header_timeout_s
+            timeout = self.settings.header_timeout
             await self._fail(
                 GatewayTimeoutError(f"backend sent no response within {timeout:g} s"), send, ex
             )
             return
-        await self._cut(ex, send, f"backend sent nothing for {self.config.idle_timeout_s:g} s")
+        await self._cut(ex, send, f"backend sent nothing for {self.settings.idle_timeout:g} s")
 
     async def _fail(self, exc: ProxyError, send: Send, ex: Exchange) -> None:
         """Answer with the proxy's own `{"error": ...}` if the response has not started."""
@@ -297,13 +297,13 @@ class Forwarder:
         ex.response_started = True
 
 
-def _upstream_pool(url: str, config: ProxyConfig) -> UpstreamPool:
+def _upstream_pool(url: str, settings: ProxySettings) -> UpstreamPool:
     parts = urlsplit(url)
     tls = ssl.create_default_context() if parts.scheme == "https" else None
     return UpstreamPool(
         parts.hostname or "localhost",
         parts.port or (443 if tls else 80),
-        config.connect_timeout_s,
+        settings.connect_timeout,
         UPSTREAM_KEEPALIVE_S,
         tls,
     )

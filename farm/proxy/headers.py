@@ -24,7 +24,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Never forwarded upstream: the client library sets Host from the backend URL (which passes
-# Ollama's DNS-rebinding guard on a loopback bind, spec §1), frames the body itself, and
+# Ollama's DNS-rebinding guard on a loopback bind), frames the body itself, and
 # uvicorn has already answered any `Expect: 100-continue`.
 _REQUEST_DROP = HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 STREAM_HINTS: RawHeaders = [(b"x-accel-buffering", b"no")]

@@ -2,11 +2,11 @@
 
 Uvicorn's `send()` returns silently after the client has gone, so a forwarder that only
 writes never learns about it; and Ollama sends no header until the first token, so a
-forwarder waiting for headers is not writing either (the "pre-header blind spot",
-spec proxy-gpu §A2.1). `ClientLink` therefore reads `receive()` itself from the moment the
+forwarder waiting for headers is not writing either (the "pre-header blind
+spot"). `ClientLink` therefore reads `receive()` itself from the moment the
 request arrives: the request body first, then a watcher task waiting for `http.disconnect`.
 When the client leaves, or a deadline passes, it cancels the handler task, which closes the
-upstream connection: that is the only way to free an Ollama slot (ollama-api §6.5).
+upstream connection: that is the only way to free an Ollama slot.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ INFERENCE_ROUTES = frozenset(
         "/v1/embeddings",
     }
 )
-# /v1 has no `options` object (spec §3.15), so only native routes can be pinned.
+# Ollama's OpenAI-compatible /v1 routes have no `options` object: only native routes can be
+# pinned.
 PINNABLE_ROUTES = frozenset({"/api/generate", "/api/chat", "/api/embed", "/api/embeddings"})
 
 

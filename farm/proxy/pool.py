@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from farm.proxy.config import is_loopback_host
+from farm.common.net import is_loopback_host
 
 logger = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ class CorsPolicy:
     """Answers CORS for the configured origins; `*` allows any origin.
 
     With a policy in force the proxy owns CORS: it strips `Origin` before forwarding (Ollama
-    would 403 an origin it does not know, spec §1) and drops the backend's own CORS headers.
+    would 403 an origin it does not know) and drops the backend's own CORS headers.
     """
 
     def __init__(self, origins: Sequence[str]) -> None:

@@ -28,12 +28,17 @@ class _Parser(argparse.ArgumentParser):
         raise SettingsError(message)
 
 
+def _negative(spec: SettingSpec) -> bool:
+    # `--no-pull` says what it does; "(default true)" beside it would read backwards.
+    return spec.kind == "bool" and bool(spec.flag) and str(spec.flag).startswith("--no-")
+
+
 def help_text(spec: SettingSpec) -> str:
     """The help of one setting as every face shows it: text, default, variables."""
     notes = []
     if spec.required:
         notes.append("required")
-    elif spec.default not in (None, (), "", False) and not spec.secret:
+    elif spec.default not in (None, (), "", False) and not spec.secret and not _negative(spec):
         notes.append(f"default {render(spec.default)}")
     if spec.env:
         notes.append("env " + ", ".join(spec.env))
@@ -131,8 +136,13 @@ def option_argv(spec: SettingSpec, value: Any) -> list[str]:
     if spec.kind == "bool":
         return [flag] if value else ["--no-" + flag.removeprefix("--")]
     if spec.kind == "list":
-        return [arg for item in value for arg in (flag, render(item))]
-    return [flag, render(value)]
+        return [arg for item in value for arg in _pair(flag, render(item))]
+    return _pair(flag, render(value))
+
+
+def _pair(flag: str, text: str) -> list[str]:
+    # argparse takes "-1m" after a flag for another flag; "--keepalive=-1m" is unambiguous.
+    return [f"{flag}={text}"] if text.startswith("-") else [flag, text]
 
 
 def to_argv(settings: ServiceSettings) -> list[str]:

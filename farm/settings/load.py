@@ -134,6 +134,8 @@ def _one_line(
         return message
     name = str(loc[0])
     spec = next(s for s in specs(cls) if s.name == name)
+    if error.get("type") == "missing":
+        return f"{spec.label}: required ({spec.help})"
     label, value = labels.get(name, (spec.label, error.get("input")))
     shown = REDACTED if spec.secret else _shown(value)
     return f"{label} {shown}: {message}"

@@ -9,6 +9,7 @@ default of its own: an option left out is left to the service, which reads its e
 from __future__ import annotations
 
 import inspect
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,6 +32,11 @@ def task_specs(cls: type[ServiceSettings]) -> tuple[SettingSpec, ...]:
 def _parameters(cls: type[ServiceSettings]) -> list[inspect.Parameter]:
     params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     for spec in task_specs(cls):
+        if spec.positional:
+            params.append(
+                inspect.Parameter(spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+            )
+            continue
         # A bool keeps its declared default so that invoke makes it a flag (`--no-x` when the
         # default is true); every other option is None, "not given".
         default = bool(spec.default) if spec.kind == "bool" else None
@@ -57,7 +63,11 @@ def service_task(
         positional: list[str] = []
         env = process_environ()
         for spec in spec_list:
-            rendered = option_argv(spec, options.get(spec.name))
+            value = options.get(spec.name)
+            if spec.positional and isinstance(value, str):
+                # invoke gives a positional one word; a quoted "a b" names several (README).
+                value = shlex.split(value) if spec.kind == "list" else value
+            rendered = option_argv(spec, value)
             if spec.secret and rendered and spec.env:
                 # A key given to the task reaches the child by its variable, not the process table.
                 env[spec.env[0]] = rendered[-1]
@@ -71,15 +81,23 @@ def service_task(
         if code != 0:
             raise Exit(code=code)
 
-    body.__signature__ = inspect.Signature(_parameters(cls))  # type: ignore[attr-defined]
+    params = _parameters(cls)
+    # Positional parameters first, as Python signatures require.
+    params.sort(key=lambda p: p.kind)
+    body.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     body.__doc__ = doc
     body.__name__ = name or module.replace(".", "_")
     body.__module__ = "tasks"
     helps = {spec.name: help_text(spec) for spec in spec_list}
     helps["print_config"] = "print the effective settings, each with where it came from, and exit"
-    return task(  # type: ignore[no-any-return]
+    made: Task[Any] = task(
         name=name,
         help=helps,
-        iterable=[s.name for s in spec_list if s.kind == "list"],
+        iterable=[s.name for s in spec_list if s.kind == "list" and not s.positional],
+        positional=[s.name for s in spec_list if s.positional],
         auto_shortflags=False,
     )(body)
+    # What the task runs, for the tests that hold every face to its declaration.
+    made.settings_class = cls  # type: ignore[attr-defined]
+    made.service_argv = [module, *verb]  # type: ignore[attr-defined]
+    return made

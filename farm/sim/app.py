@@ -17,7 +17,6 @@ from farm.sim import (
     routes_openai,
 )
 from farm.sim.catalogue import find
-from farm.sim.config import SimConfig
 from farm.sim.errors import ApiError, ClientGone
 from farm.sim.exchange import TEXT_TYPE, Exchange, Receive, Scope, Send
 from farm.sim.guard import (
@@ -28,6 +27,7 @@ from farm.sim.guard import (
     origin_allowed,
 )
 from farm.sim.names import parse_name
+from farm.sim.settings import SimSettings
 from farm.sim.simulator import Simulator
 from farm.sim.store import Store
 
@@ -77,11 +77,11 @@ def _prefix_routes() -> list[tuple[str, dict[str, Handler]]]:
 class SimApp:
     """ASGI callable; owns the `Simulator` and the model store directory."""
 
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimSettings) -> None:
         self.config = config
         self._tmp: Path | None = None
-        if config.models_dir:
-            root = Path(config.models_dir)
+        if config.models_dir is not None:
+            root = config.models_dir
         else:
             self._tmp = root = Path(tempfile.mkdtemp(prefix="farm-sim-models-"))
         store = Store(root)
@@ -181,6 +181,6 @@ class SimApp:
         return None
 
 
-def create_app(config: SimConfig) -> SimApp:
+def create_app(config: SimSettings) -> SimApp:
     """Build the simulator's ASGI app for this configuration."""
     return SimApp(config)

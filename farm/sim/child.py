@@ -4,65 +4,65 @@
         ollama.Client(host=sim.url).generate(model="gemma3:4b", prompt="hi")
         sim.wait_for(lambda s: s["requests"]["finished"] == 1)
 
-Keyword flags become `python -m farm.sim` flags (`num_parallel=2` → `--num-parallel 2`,
-`empty_store=True` → `--empty-store`).
-
-It does not build on `farm.common.childserver` like the other child servers, so that the
-simulator's own process handling stays independent of what it is used to check.
+Keywords are `SimSettings` fields; the child gets them as `to_argv` flags
+(`num_parallel=2` → `--num-parallel 2`, `empty_store=True` → `--empty-store`).
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from farm.common.childserver import ChildServer
 from farm.common.net import free_port
+from farm.settings import child_env, process_environ, spec_of, to_argv
+from farm.sim.settings import SimSettings
 
 READY_TIMEOUT_S = 20.0
 POLL_INTERVAL_S = 0.01
 
 
-def _argv(flags: Mapping[str, Any]) -> list[str]:
-    args: list[str] = []
-    for name, value in flags.items():
-        flag = "--" + name.replace("_", "-")
-        if value is None or value is False:
-            continue
-        if value is True:
-            args.append(flag)
-        elif isinstance(value, list | tuple):
-            args += [flag, *map(str, value)]
-        else:
-            args += [flag, str(value)]
-    return args
+def child_environ(
+    base: Mapping[str, str], settings: SimSettings, given: Iterable[str]
+) -> dict[str, str]:
+    """`base` without the variables of the settings in `given`, plus `child_env(settings)`.
+
+    A setting passed explicitly must reach the child as passed, even when it equals the
+    default (which `to_argv` leaves out): so the variable that could override it goes.
+    """
+    env = dict(base)
+    for name in given:
+        for key in spec_of(SimSettings, name).env:
+            env.pop(key, None)
+    return {**env, **child_env(settings)}
 
 
-class SimServer:
-    """Context manager running `python -m farm.sim` on 127.0.0.1 until `stop()`/exit."""
+class SimServer(ChildServer):
+    """Context manager running `python -m farm.sim` (on loopback unless `host=` says otherwise)
+    until `stop()`/exit; `port` defaults to a free one, `env` adds variables for the child."""
 
     def __init__(
         self,
         *,
         port: int | None = None,
-        host: str = "127.0.0.1",
         env: Mapping[str, str] | None = None,
-        **flags: Any,
+        **settings: Any,
     ) -> None:
-        self.host = host
-        self.port = port if port is not None else free_port(host)
-        self.url = f"http://{host}:{self.port}"
-        self._flags = flags
-        self._env = dict(env or {})
-        self._proc: subprocess.Popen[bytes] | None = None
+        super().__init__()
+        self.host = str(settings.pop("host", spec_of(SimSettings, "host").default))
+        self.port = port if port is not None else free_port(self.host)
+        self.url = f"http://{self.host}:{self.port}"
+        self.settings = SimSettings(host=self.host, port=self.port, **settings)
+        self.argv = [sys.executable, "-m", "farm.sim", *to_argv(self.settings)]
+        base = {**process_environ(), **(env or {})}
+        self._env = child_environ(base, self.settings, ["host", "port", *settings])
         self._log = tempfile.TemporaryFile()
         self._final_output = ""
         self._client = httpx.Client(base_url=self.url, trust_env=False, timeout=10.0)
@@ -70,18 +70,13 @@ class SimServer:
     # ----- lifecycle ---------------------------------------------------------------------------
     def start(self) -> SimServer:
         """Start the subprocess and wait until it answers `GET /api/version`."""
-        argv = [sys.executable, "-m", "farm.sim", "--host", self.host, "--port", str(self.port)]
-        env = {**os.environ, **self._env}
-        env.pop("OLLAMA_HOST", None)
-        self._proc = subprocess.Popen(
-            argv + _argv(self._flags), stdout=self._log, stderr=subprocess.STDOUT, env=env
+        self._proc = proc = subprocess.Popen(
+            self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=self._env
         )
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"simulator exited with {self._proc.returncode}: {self.output()}"
-                )
+            if proc.poll() is not None:
+                raise RuntimeError(f"simulator exited with {proc.returncode}: {self.output()}")
             try:
                 if self._client.get("/api/version").status_code == 200:
                     return self
@@ -93,20 +88,8 @@ class SimServer:
 
     def stop(self) -> None:
         """Terminate the subprocess (SIGTERM, then SIGKILL if it lingers)."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        super().stop()
         self._client.close()
-
-    def kill(self) -> None:
-        """SIGKILL the simulator at once (a dying backend)."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
 
     def output(self) -> str:
         """Everything the subprocess printed so far (kept after the server stopped)."""
@@ -114,9 +97,6 @@ class SimServer:
             return self._final_output
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
-
-    def __enter__(self) -> SimServer:
-        return self.start()
 
     def __exit__(
         self,

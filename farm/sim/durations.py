@@ -1,4 +1,4 @@
-"""Go duration syntax and Ollama's `keep_alive` rules (spec §5.2), shared by config and routes.
+"""Go duration syntax and Ollama's `keep_alive` rules, shared by settings and routes.
 
 A keep-alive is a float of seconds: `math.inf` means "forever" (any negative value in Ollama),
 0 means "unload as soon as idle".
@@ -87,10 +87,16 @@ def keep_alive_from_json(value: object) -> float | None:
 
 
 def keep_alive_from_env(text: str) -> float:
-    """`OLLAMA_KEEP_ALIVE`: a duration string or a bare integer of seconds; negative = forever."""
+    """`OLLAMA_KEEP_ALIVE` (and `--keep-alive`): a duration string or a number of seconds.
+
+    Ollama takes whole seconds; a fraction is accepted too, so that any value the simulator
+    holds can be written back. Negative means forever; NaN is refused.
+    """
     text = text.strip()
     try:
-        seconds = float(int(text))
+        seconds = float(text)
     except ValueError:
         seconds = parse_go_duration(text)
+    if math.isnan(seconds):
+        raise ValueError("not a number of seconds")
     return FOREVER if seconds < 0 else seconds

@@ -1,7 +1,6 @@
 """The simulator's error hierarchy.
 
 SimError
-├── ConfigError         bad flag or OLLAMA_* variable (names the variable)
 ├── ClientGone          the HTTP client disconnected; the request is abandoned
 └── ApiError            an error Ollama reports as {"error": "..."} with a status
     ├── BadRequest      400
@@ -17,10 +16,6 @@ BUSY_TEXT = "server busy, please try again.  maximum pending requests exceeded"
 
 class SimError(Exception):
     """Base of every error the simulator raises on purpose."""
-
-
-class ConfigError(SimError, ValueError):
-    """A flag or environment variable has an invalid value."""
 
 
 class ClientGone(SimError):

@@ -14,11 +14,11 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from farm.sim.config import SimConfig
 from farm.sim.errors import ClientGone, RunnerFailure
 from farm.sim.frames import Metrics
 from farm.sim.options import Sampling
 from farm.sim.runner import Runner
+from farm.sim.settings import SimSettings
 from farm.sim.timing import TimingModel
 from farm.sim.tokens import natural_length, text_stream, thinking_length
 
@@ -60,7 +60,7 @@ class Generation:
     def __init__(
         self,
         *,
-        config: SimConfig,
+        config: SimSettings,
         timing: TimingModel,
         runner: Runner,
         metrics: RunMetrics,
@@ -91,7 +91,7 @@ class Generation:
         if self._gone.is_set():
             raise ClientGone()
         seed = self._config.seed if self._sampling.seed is None else self._sampling.seed
-        low, high = self._config.response_tokens
+        low, high = self._config.token_range
         natural = natural_length(seed, self._key, low, high)
         limit = self._sampling.num_predict
         stops = self._sampling.stop

@@ -1,4 +1,4 @@
-"""Ollama's request guards: the Host-header check on loopback binds and CORS origins (§1)."""
+"""Ollama's request guards: the Host-header check on loopback binds and CORS origins."""
 
 from __future__ import annotations
 

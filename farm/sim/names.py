@@ -40,7 +40,7 @@ class ModelName:
 
     @property
     def manifest_parts(self) -> tuple[str, str, str, str]:
-        """The store path components `host/namespace/model/tag` (spec §7)."""
+        """The store path components `host/namespace/model/tag`."""
         return (self.host, self.namespace, self.model, self.tag)
 
 

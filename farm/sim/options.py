@@ -1,4 +1,4 @@
-"""Request `options` (spec §5.3): the runner options that force reloads and the sampling ones.
+"""Request `options`: the runner options that force reloads and the sampling ones.
 
 Unknown keys are ignored as Ollama does (it only logs them); a wrong type fails the request
 with 500 `option "x" must be of type integer`. Integer options accept floats (truncated).

@@ -1,4 +1,4 @@
-"""Native inference routes: `POST /api/generate` and `POST /api/chat` (spec §3.5, §3.6)."""
+"""Native inference routes: `POST /api/generate` and `POST /api/chat`."""
 
 from __future__ import annotations
 

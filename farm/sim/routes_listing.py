@@ -9,6 +9,9 @@ from farm.sim.simulator import Simulator
 from farm.sim.stamps import local_stamp
 from farm.sim.store import LocalModel
 
+# The Ollama release whose API the simulator mirrors; clients check it against their minimum.
+OLLAMA_VERSION = "0.33.0"
+
 
 async def root(sim: Simulator, exchange: Exchange) -> None:
     """`GET|HEAD /`: the liveness text."""
@@ -17,7 +20,7 @@ async def root(sim: Simulator, exchange: Exchange) -> None:
 
 async def version(sim: Simulator, exchange: Exchange) -> None:
     """`GET|HEAD /api/version`."""
-    await exchange.json(200, {"version": sim.config.version})
+    await exchange.json(200, {"version": OLLAMA_VERSION})
 
 
 def _details(model: LocalModel) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""OpenAI-compatible routes (`/v1/*`): thin adapters over the native inference path (§3.15).
+"""OpenAI-compatible routes (`/v1/*`): thin adapters over the native inference path.
 
 Requests become a native `Plan`, so scheduling, 503s and cancellation are the native ones.
 `stream` defaults to false; streams are SSE (`data: <json>`) ending with `data: [DONE]`;

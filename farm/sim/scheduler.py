@@ -1,6 +1,6 @@
 """The scheduler: which runners are loaded, the bounded pending queue, loads and evictions.
 
-As in Ollama (spec §6.2): a request whose model is loaded with compatible runner options takes
+As in Ollama: a request whose model is loaded with compatible runner options takes
 it at once. Otherwise it joins the pending queue (capacity MAX_QUEUE, full → 503) that one
 worker drains one request at a time: it evicts an incompatible runner of the same model or a
 victim when MAX_LOADED_MODELS is reached (waiting for their in-flight requests to finish), then
@@ -17,10 +17,10 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from farm.sim.config import SimConfig
 from farm.sim.disconnect import unless_gone
 from farm.sim.errors import ApiError, ClientGone, ServerBusy
 from farm.sim.runner import FOREVER_S, Runner, RunnerOptions
+from farm.sim.settings import SimSettings
 from farm.sim.store import LocalModel
 from farm.sim.timing import TimingModel
 
@@ -39,7 +39,7 @@ class _Pending:
 class Scheduler:
     """Owns the runners; `acquire`/`release` bracket every inference request."""
 
-    def __init__(self, config: SimConfig, timing: TimingModel) -> None:
+    def __init__(self, config: SimSettings, timing: TimingModel) -> None:
         self._config = config
         self._timing = timing
         self._runners: dict[str, Runner] = {}
@@ -161,7 +161,7 @@ class Scheduler:
             pending.model,
             pending.options,
             parallel,
-            self._config.keep_alive_s if keep_alive is None else keep_alive,
+            self._config.keep_alive if keep_alive is None else keep_alive,
         )
         self._runners[key] = runner
         try:

@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from farm.sim.config import SimConfig
 from farm.sim.disconnect import unless_gone
 from farm.sim.errors import BadRequest, NotFound
 from farm.sim.generation import RunMetrics
 from farm.sim.names import ModelName, parse_name
 from farm.sim.runner import Runner, RunnerOptions
 from farm.sim.scheduler import Scheduler
+from farm.sim.settings import SimSettings
 from farm.sim.stats import RequestStats
 from farm.sim.store import LocalModel, Store
 from farm.sim.timing import TimingModel
@@ -27,7 +27,7 @@ from farm.sim.timing import TimingModel
 class Simulator:
     """Everything a route needs; one per app."""
 
-    def __init__(self, config: SimConfig, store: Store) -> None:
+    def __init__(self, config: SimSettings, store: Store) -> None:
         self.config = config
         self.store = store
         self.timing = TimingModel(config)

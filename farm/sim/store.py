@@ -1,4 +1,4 @@
-"""The local model store: manifests and content-addressed blobs on disk (spec §7).
+"""The local model store: manifests and content-addressed blobs on disk.
 
 The layout matches Ollama's (`manifests/<host>/<namespace>/<model>/<tag>`, `blobs/sha256-<hex>`)
 so `/api/tags` digests are the sha256 of the manifest bytes and `modified_at` is the manifest's

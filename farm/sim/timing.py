@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import random
 
-from farm.sim.config import SimConfig
+from farm.sim.settings import SimSettings
 
 
 class TimingModel:
     """Turns the configured costs into seconds to sleep; owns the seeded jitter generator."""
 
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimSettings) -> None:
         self._config = config
         self._rng = random.Random(config.seed)
 

@@ -1,7 +1,8 @@
 """The site's ASGI app: the page, its assets, the nkn-sdk browser build and `/config.json`.
 
-Only an explicit list of files is served: the `site/` folder also holds the TLS key
-(`site/certs/`), so nothing is ever served by path from it.
+Only an explicit list of files is served: the page's folder in a checkout also holds the TLS
+key (`site/certs/`), so nothing is ever served by path from it. Where the files are is the
+resolver's business (`farm.webdemo.assets`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from farm.webdemo.config import SiteConfig
+from farm.webdemo.assets import SiteAssets, locate
+from farm.webdemo.settings import SiteSettings
 
 log = logging.getLogger(__name__)
 
-# URL path -> (file name in site/, media type).
+# URL path -> (file name in the page's folder, media type).
 PAGE_FILES: dict[str, tuple[str, str]] = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -32,11 +34,10 @@ PAGE_FILES: dict[str, tuple[str, str]] = {
     "/chart.js": ("chart.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
-NKN_SDK_FILE = "nkn.min.js"
 NKN_SDK_PATH = "/vendor/nkn.min.js"
 NKN_RPC_PATH = "/nkn-rpc"
-# The JSON-RPC methods nkn-sdk's client calls on its seed node (nkn-protocol.md 1.1); nothing
-# else is forwarded, so the forwarder cannot be used to drive the node's other methods.
+# The JSON-RPC methods nkn-sdk's client calls on its seed node to connect; nothing else is
+# forwarded, so the forwarder cannot be used to drive the node's other methods.
 NKN_RPC_METHODS = frozenset(
     {"getwsaddr", "getwssaddr", "getnodestate", "getregistrant", "getlatestblockhash"}
 )
@@ -58,39 +59,31 @@ SECURITY_HEADERS = {
 }
 
 
-def nkn_sdk_problem(config: SiteConfig) -> str | None:
-    """Why the browser build of nkn-sdk cannot be served, or None when it can."""
-    if (config.nkn_sdk_dir / NKN_SDK_FILE).is_file():
-        return None
-    return (
-        f"nkn-sdk browser build not found at {config.nkn_sdk_dir / NKN_SDK_FILE}; install the "
-        "relay's pinned Node packages: npm ci --prefix relay/bridge"
-    )
-
-
-def public_config(config: SiteConfig) -> dict[str, Any]:
+def public_config(settings: SiteSettings, assets: SiteAssets) -> dict[str, Any]:
     """The settings the page reads from `/config.json` (nothing secret)."""
+    problem = assets.nkn_sdk_problem
     return {
-        "proxy_url": config.proxy_url.rstrip("/"),
-        "relay_address": config.relay_address,
-        "relay_service": config.relay_service,
+        "proxy_url": settings.proxy_url.rstrip("/"),
+        "relay_address": settings.relay_address,
+        "relay_service": settings.relay_service,
         # The browser reaches a configured node's RPC through this server (see rpc_forward).
-        "nkn_rpc": NKN_RPC_PATH if config.nkn_rpc else None,
-        "nkn_seed": config.nkn_rpc or "NKN mainnet",
-        "nkn_tls": config.nkn_tls,
-        "default_model": config.default_model,
-        "relay_ping_timeout_ms": round(config.relay_ping_timeout_s * 1000),
-        "nkn_sdk": NKN_SDK_PATH if nkn_sdk_problem(config) is None else None,
-        "nkn_sdk_problem": nkn_sdk_problem(config),
+        "nkn_rpc": NKN_RPC_PATH if settings.nkn_rpc else None,
+        "nkn_seed": settings.nkn_rpc or "NKN mainnet",
+        "nkn_tls": settings.browser_nkn_tls,
+        "default_model": settings.model,
+        "relay_ping_timeout_ms": round(settings.relay_ping_timeout * 1000),
+        "nkn_sdk": NKN_SDK_PATH if problem is None else None,
+        "nkn_sdk_problem": problem,
         "streams_max": 32,
     }
 
 
-def create_app(config: SiteConfig) -> Starlette:
-    """Build the site's ASGI app from its config."""
+def create_app(settings: SiteSettings, assets: SiteAssets | None = None) -> Starlette:
+    """Build the site's ASGI app; `assets` defaults to what the resolver finds (`locate`)."""
+    found = assets or locate(settings.nkn_sdk_dir)
 
     def page_file(url_path: str, name: str, media_type: str) -> Route:
-        path = config.site_dir / name
+        path = found.page_dir / name
 
         async def endpoint(request: Request) -> Response:
             return _file(path, media_type)
@@ -98,20 +91,20 @@ def create_app(config: SiteConfig) -> Starlette:
         return Route(url_path, endpoint, methods=["GET", "HEAD"], name=name)
 
     async def config_json(request: Request) -> Response:
-        doc = public_config(config)
-        doc["synthetic"] = await _proxy_is_synthetic(config, request.app.state.http)
+        doc = public_config(settings, found)
+        doc["synthetic"] = await _proxy_is_synthetic(settings, request.app.state.http)
         return JSONResponse(doc, headers=SECURITY_HEADERS)
 
     async def nkn_sdk(request: Request) -> Response:
-        problem = nkn_sdk_problem(config)
+        problem = found.nkn_sdk_problem
         if problem is not None:
             return PlainTextResponse(problem, status_code=404, headers=SECURITY_HEADERS)
-        return _file(config.nkn_sdk_dir / NKN_SDK_FILE, "text/javascript; charset=utf-8")
+        return _file(found.nkn_sdk, "text/javascript; charset=utf-8")
 
     async def rpc_forward(request: Request) -> Response:
         # nkn-sdk POSTs JSON-RPC with axios; a node that sends no CORS headers (the local test
         # node) cannot be called cross-origin from the page, so the page calls us instead.
-        return await _forward_rpc(request, config, request.app.state.http)
+        return await _forward_rpc(request, settings, request.app.state.http)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -123,19 +116,19 @@ def create_app(config: SiteConfig) -> Starlette:
     routes.append(Route("/config.json", config_json, methods=["GET", "HEAD"]))
     routes.append(Route(NKN_SDK_PATH, nkn_sdk, methods=["GET", "HEAD"]))
     routes.append(Route(NKN_RPC_PATH, rpc_forward, methods=["POST"]))
-    if (problem := nkn_sdk_problem(config)) is not None:
+    if (problem := found.nkn_sdk_problem) is not None:
         log.warning("%s; the NKN path is off until then", problem)
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-async def _proxy_is_synthetic(config: SiteConfig, client: httpx.AsyncClient) -> bool:
+async def _proxy_is_synthetic(settings: SiteSettings, client: httpx.AsyncClient) -> bool:
     """Whether the proxy's `/_health` says a backend is the simulator, so the page can say so.
 
     Asked here rather than from the page, which may run over NKN alone and then has no CORS
     access to the proxy. An unreachable proxy is not an error here: a run reports it.
     """
     try:
-        response = await client.get(config.proxy_url.rstrip("/") + "/_health", timeout=2.0)
+        response = await client.get(settings.proxy_url.rstrip("/") + "/_health", timeout=2.0)
         return response.json().get("synthetic") is True
     except (httpx.HTTPError, ValueError, AttributeError):
         return False
@@ -148,9 +141,11 @@ def _file(path: Path, media_type: str) -> Response:
     return FileResponse(path, media_type=media_type, headers=SECURITY_HEADERS)
 
 
-async def _forward_rpc(request: Request, config: SiteConfig, client: httpx.AsyncClient) -> Response:
+async def _forward_rpc(
+    request: Request, settings: SiteSettings, client: httpx.AsyncClient
+) -> Response:
     """Pass one of nkn-sdk's seed RPC calls to the configured node and return its answer."""
-    if config.nkn_rpc is None:
+    if settings.nkn_rpc is None:
         return _rpc_error(404, "no NKN seed RPC configured (--nkn-rpc)")
     # Only JSON: a cross-site form or text/plain POST (no CORS preflight) is refused outright.
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -166,9 +161,9 @@ async def _forward_rpc(request: Request, config: SiteConfig, client: httpx.Async
     if method not in NKN_RPC_METHODS:
         return _rpc_error(403, f"method {method!r} is not forwarded")
     try:
-        upstream = await client.post(config.nkn_rpc, json=call)
+        upstream = await client.post(settings.nkn_rpc, json=call)
     except httpx.HTTPError as exc:
-        log.warning("NKN seed RPC %s failed: %s", config.nkn_rpc, exc)
+        log.warning("NKN seed RPC %s failed: %s", settings.nkn_rpc, exc)
         return _rpc_error(502, f"NKN seed RPC unreachable: {exc}")
     return Response(
         upstream.content,

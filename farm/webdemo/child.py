@@ -12,15 +12,19 @@ from pathlib import Path
 
 from farm.common.childserver import ChildServer
 from farm.common.net import free_port
+from farm.settings import to_argv
 from farm.webdemo.certs import ensure_certificate
+from farm.webdemo.server import CERT_NAME, KEY_NAME
+from farm.webdemo.settings import SiteSettings
 
-__all__ = ["SiteServer", "free_port"]
+__all__ = ["SiteServer"]
 
 
 class SiteServer(ChildServer):
     """The demo site over HTTPS on loopback, ready on `__enter__`; `.url` is the page.
 
-    The certificate is made in `cert_dir` (self-signed, as on first run) and passed with
+    `settings` are rendered into the child's argv (`to_argv`), with `port` (a free one unless
+    given) and a certificate made in `cert_dir` (self-signed, as on first run) passed as
     `--cert/--key`; the server's log is `cert_dir/site.log`. `extra_args` go to the command
     line as given. `.printed` is the line the server printed for its user (the URL).
     """
@@ -28,31 +32,21 @@ class SiteServer(ChildServer):
     def __init__(
         self,
         cert_dir: Path,
+        settings: SiteSettings | None = None,
         *,
-        proxy_url: str,
-        relay_address: str | None = None,
-        nkn_rpc: str | None = None,
-        model: str | None = None,
-        relay_ping_timeout_s: float | None = None,
         port: int | None = None,
         extra_args: tuple[str, ...] = (),
         start_timeout: float = 20.0,
     ) -> None:
         self.port = port or free_port()
         self.url = f"https://127.0.0.1:{self.port}/"
-        self.cert = cert_dir / "site-cert.pem"
-        self.key = cert_dir / "site-key.pem"
+        self.cert = cert_dir / CERT_NAME
+        self.key = cert_dir / KEY_NAME
         self.log_path = cert_dir / "site.log"
-        args = ["--port", str(self.port), "--proxy-url", proxy_url]
-        for flag, value in (
-            ("--relay-address", relay_address),
-            ("--nkn-rpc", nkn_rpc),
-            ("--model", model),
-            ("--relay-ping-timeout", relay_ping_timeout_s),
-        ):
-            if value is not None:
-                args += [flag, str(value)]
-        self._args = [*args, "--cert", str(self.cert), "--key", str(self.key), *extra_args]
+        self.settings = (settings or SiteSettings()).model_copy(
+            update={"port": self.port, "cert": self.cert, "key": self.key}
+        )
+        self._args = [*to_argv(self.settings), *extra_args]
         self._start_timeout = start_timeout
         self.printed = ""  # the line the server printed for its user
         super().__init__()

@@ -1,11 +1,10 @@
-"""Errors of the demo site's server.
+"""Errors of the demo site's server (a bad setting is the settings layer's `SettingsError`).
 
 Tree::
 
     SiteError
-    ├── SiteConfigError     a setting is missing or malformed (names the variable or flag)
     ├── CertificateError    the TLS certificate or key cannot be made or read
-    └── AssetMissingError   a file the page needs is not installed (e.g. the nkn-sdk build)
+    └── AssetMissingError   a file the page needs is not installed (the page itself)
 """
 
 from __future__ import annotations
@@ -13,10 +12,6 @@ from __future__ import annotations
 
 class SiteError(Exception):
     """Base class of every error the demo site's server raises."""
-
-
-class SiteConfigError(SiteError):
-    """A setting is missing or malformed; the message names the variable or flag."""
 
 
 class CertificateError(SiteError):

@@ -1,37 +1,53 @@
-"""Running the site: make or check the certificate, then serve the app over HTTPS."""
+"""Running the site: make or check the certificate, then serve the app over HTTPS.
+
+The server runs in this process (no workers, no reloader), so it leaves no child behind. On
+SIGINT or SIGTERM uvicorn stops accepting, closes idle connections and gives requests still in
+flight `SHUTDOWN_GRACE_S` before it cancels them: a seed RPC call forwarded to a node that never
+answers must not hold the exit for its whole 10 s timeout.
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import uvicorn
 
 from farm.webdemo.app import create_app
+from farm.webdemo.assets import SiteAssets
 from farm.webdemo.certs import check_readable, ensure_certificate
-from farm.webdemo.config import SiteConfig
+from farm.webdemo.settings import SiteSettings
 
 log = logging.getLogger(__name__)
 
+CERT_NAME = "site-cert.pem"
+KEY_NAME = "site-key.pem"
+SHUTDOWN_GRACE_S = 2
 
-def prepare_certificate(config: SiteConfig) -> None:
-    """Check the user's certificate, or make the self-signed one on first run."""
-    if config.own_cert:
-        check_readable(config.cert, config.key)
-    elif ensure_certificate(config.cert, config.key):
+
+def prepare_certificate(settings: SiteSettings, cert_dir: Path) -> tuple[Path, Path]:
+    """(certificate, key): the user's, checked readable, or the self-signed pair in `cert_dir`,
+    made on first run."""
+    if settings.cert is not None and settings.key is not None:
+        check_readable(settings.cert, settings.key)
+        return settings.cert, settings.key
+    cert, key = cert_dir / CERT_NAME, cert_dir / KEY_NAME
+    if ensure_certificate(cert, key):
         log.info("browsers will warn once about this self-signed certificate; accept it")
+    return cert, key
 
 
-def serve(config: SiteConfig) -> None:
-    """Serve the site over HTTPS until interrupted (blocks)."""
-    prepare_certificate(config)
+def serve(settings: SiteSettings, assets: SiteAssets, cert: Path, key: Path) -> None:
+    """Serve the site over HTTPS until SIGINT/SIGTERM (blocks)."""
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(config),
-            host=config.host,
-            port=config.port,
-            ssl_certfile=str(config.cert),
-            ssl_keyfile=str(config.key),
+            create_app(settings, assets),
+            host=settings.host,
+            port=settings.port,
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
             log_level="warning",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
     )
     server.run()

@@ -5,7 +5,13 @@ beside this file (package.json, package-lock.json, bridge.js); install it with
 `npm ci --prefix relay/bridge`.
 """
 
-from relay.bridge.config import BridgeConfig, default_num_subclients, rpc_addrs_from_seed_ws
+from relay.bridge.config import (
+    BridgeConfig,
+    default_num_subclients,
+    rpc_addrs_from_seed_ws,
+    rpc_server_addr,
+    rpc_server_addrs,
+)
 from relay.bridge.errors import (
     BridgeClosedError,
     BridgeConfigError,
@@ -29,4 +35,6 @@ __all__ = [
     "QueueFullError",
     "default_num_subclients",
     "rpc_addrs_from_seed_ws",
+    "rpc_server_addr",
+    "rpc_server_addrs",
 ]

@@ -17,7 +17,7 @@
 "use strict";
 
 // Loopback never goes through an HTTP proxy: axios obeys HTTP_PROXY, and a proxied `getwsaddr`
-// to a local node fails (spec trap 7).
+// to a local node fails.
 const loopback = "127.0.0.1,localhost,::1";
 for (const key of ["NO_PROXY", "no_proxy"]) {
   process.env[key] = process.env[key] ? `${process.env[key]},${loopback}` : loopback;
@@ -65,7 +65,7 @@ function emit(event) {
 function fail(message) {
   emit({ event: "error", error: message, fatal: true });
   flushEvents();
-  // Exit explicitly: the SDK leaves 5-10 s timers behind (spec trap 9).
+  // Exit explicitly: the SDK leaves 5-10 s timers behind that would keep Node alive.
   process.exit(2);
 }
 
@@ -118,8 +118,8 @@ function open(cmd) {
   });
 }
 
-// nkn-sdk 1.3.6 never puts `no_reply` on the wire, even with `noReply: true` (spec
-// nkn-protocol.md §2.4), so every DM made the receiver answer with one signed, encrypted ACK
+// nkn-sdk 1.3.6 never puts `no_reply` on the wire, even with `noReply: true` (its payload
+// encoder drops the field), so every DM made the receiver answer with one signed, encrypted ACK
 // per sub-client, which both ends then had to process: well over half the cost of a DM. We
 // build the payload ourselves with `no_reply` set and send it the way MultiClient.send does
 // (one message id, one copy from each ready sub-client to its `__i__.` twin). These are SDK

@@ -23,7 +23,8 @@ _STDERR_TAIL = 20
 
 def check_installed(config: BridgeConfig) -> str:
     """Return the Node executable, or explain how to install what is missing."""
-    node = shutil.which(config.node_command)
+    path = None if config.environ is None else config.environ.get("PATH", "")
+    node = shutil.which(config.node_command, path=path)
     if node is None:
         raise BridgeNotInstalledError(
             f"Node.js ({config.node_command!r}) not found on PATH; the NKN bridge needs Node >= 18"
@@ -53,6 +54,7 @@ class BridgeProcess:
             node,
             "bridge.js",
             cwd=config.bridge_dir,
+            env=None if config.environ is None else dict(config.environ),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -39,7 +39,7 @@ from relay.transport import Incoming, Sending
 
 log = logging.getLogger(__name__)
 
-# nkn-sdk refuses envelopes over 4,000,000 bytes (spec §6); keep room for the envelope, the
+# nkn-sdk refuses envelopes over 4,000,000 bytes; keep room for the envelope, the
 # encryption overhead and the destination address it counts in.
 MAX_PAYLOAD_BYTES = 3_990_000
 # A DM whose send fails this many times (with a working connection in between) is dropped.

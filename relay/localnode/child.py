@@ -10,9 +10,12 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 from farm.common.childserver import ChildServer
+from farm.settings import to_argv
+from relay.localnode.settings import LocalNodeSettings
 
 _START_LINE = re.compile(r"listening on (https?://\S+)")
 
@@ -27,16 +30,23 @@ class LocalNode(ChildServer):
     def __init__(
         self,
         port: int = 0,
-        host: str = "127.0.0.1",
+        host: str | None = None,
         certfile: str | None = None,
         keyfile: str | None = None,
         start_timeout: float = 20.0,
     ) -> None:
-        self.host = host
+        # TLS needs both files; one alone is ignored, as it always was here.
+        tls = bool(certfile and keyfile)
+        settings = LocalNodeSettings(
+            port=port,
+            certfile=Path(certfile) if tls and certfile else None,
+            keyfile=Path(keyfile) if tls and keyfile else None,
+        )
+        if host:
+            settings = settings.model_copy(update={"host": host})
+        self.host = settings.host
         self.port = port
-        self._args = ["--host", host, "--port", str(port)]
-        if certfile and keyfile:
-            self._args += ["--certfile", certfile, "--keyfile", keyfile]
+        self._args = to_argv(settings)
         self._start_timeout = start_timeout
         self.url = ""
         super().__init__()

@@ -259,7 +259,7 @@ class InboundMessage:
         return cls(src, payload, prev_hash)
 
     def encode(self) -> bytes:
-        """Serialize. `prev_hash` stays empty so clients send no receipts (spec §2.4)."""
+        """Serialize. `prev_hash` stays empty so clients send no receipts."""
         return (
             (_bytes_field(1, self.src.encode()) if self.src else b"")
             + (_bytes_field(2, self.payload) if self.payload else b"")

@@ -1,8 +1,8 @@
 """The local NKN node: seed JSON-RPC and the client websocket, on one loopback port.
 
-It implements the node side of the nkn-sdk client protocol (spec: nkn-protocol.md §7): answer
-`getwsaddr`, send `authChallenge` at once, register addresses on `setClient`, and route
-`OutboundMessage`s to every socket registered under each destination. It is a **local test
+It implements the node side of the nkn-sdk client protocol: answer `getwsaddr`, send
+`authChallenge` at once, register addresses on `setClient`, and route `OutboundMessage`s to
+every socket registered under each destination. It is a **local test
 network**: no consensus, no sigchain, no relaying between nodes.
 """
 
@@ -29,7 +29,6 @@ from relay.localnode.codec import (
     OutboundMessage,
     inbound_frame,
 )
-from relay.localnode.config import LocalNodeConfig
 from relay.localnode.errors import CodecError
 from relay.localnode.rpc import (
     CORS_HEADERS,
@@ -39,6 +38,7 @@ from relay.localnode.rpc import (
     SUCCESS,
     handle_rpc,
 )
+from relay.localnode.settings import LocalNodeSettings
 from relay.localnode.state import STATE, Held, NodeState
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _signature_ok(addr: str, challenge: bytes, msg: dict[str, object]) -> bool:
     """Check the ed25519 signature over sha256(challenge + salt), when the client sent one."""
     salt, signature = msg.get("ClientSalt"), msg.get("Signature")
     if salt is None and signature is None:
-        return True  # old clients (and the real node) may skip it; see spec §1.3
+        return True  # old clients (and the real node) may skip it
     try:
         key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(addr.rsplit(".", 1)[-1]))
         digest = hashlib.sha256(challenge + bytes.fromhex(str(salt))).digest()
@@ -139,7 +139,7 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     )
     await ws.prepare(request)
     challenge = os.urandom(32)
-    # Sent at once: without it the SDK waits 5 s before setClient (spec trap 2).
+    # Sent at once: without it the SDK waits 5 s before setClient.
     await ws.send_json(
         {"Action": "authChallenge", "Challenge": challenge.hex(), "Error": 0, "Desc": "SUCCESS"}
     )
@@ -206,7 +206,7 @@ async def _close_sockets(app: web.Application) -> None:
             await ws.close()
 
 
-def create_app(config: LocalNodeConfig) -> web.Application:
+def create_app(config: LocalNodeSettings) -> web.Application:
     """Build the node: JSON-RPC (POST, any path) and websocket (GET upgrade, any path)."""
     app = web.Application(client_max_size=1024 * 1024)
     app[STATE] = NodeState(config)
@@ -215,7 +215,7 @@ def create_app(config: LocalNodeConfig) -> web.Application:
     return app
 
 
-async def serve(config: LocalNodeConfig, on_ready: Callable[[str], None]) -> None:
+async def serve(config: LocalNodeSettings, on_ready: Callable[[str], None]) -> None:
     """Run the node until cancelled; `on_ready` gets the base URL once the port is bound."""
     ssl_context = None
     if config.tls:

@@ -46,7 +46,7 @@ async def handle_rpc(request: web.Request) -> web.Response:
     elif method == "getregistrant":
         result = {"registrant": "", "expiresAt": 0}
     else:
-        # The SDK stops retrying at once on 42001 (spec §1.1).
+        # The SDK stops retrying at once on 42001 (invalid method) instead of backing off.
         return _reply(_error(INVALID_METHOD, f"{INVALID_METHOD} invalid method", req_id))
     return _reply({"jsonrpc": "2.0", "id": req_id, "result": result})
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from relay.localnode.config import LocalNodeConfig
+from relay.localnode.settings import LocalNodeSettings
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Held:
 class NodeState:
     """Who is connected and what was routed; lives on the app, never at module level."""
 
-    config: LocalNodeConfig
+    config: LocalNodeSettings
     pubkey: str = field(default_factory=lambda: os.urandom(32).hex())
     node_id: str = field(default_factory=lambda: os.urandom(32).hex())
     clients: dict[str, set[web.WebSocketResponse]] = field(default_factory=lambda: defaultdict(set))
@@ -35,7 +35,7 @@ class NodeState:
 
     def node_info(self, host: str) -> dict[str, str]:
         """The `getwsaddr` result; `addr` is where the client reached us (so TLS names match)."""
-        # rpcAddr "" keeps the SDK from a second `getnodestate` round trip (spec §1.1).
+        # rpcAddr "" keeps the SDK from a second `getnodestate` round trip.
         return {"addr": host, "rpcAddr": "", "pubkey": self.pubkey, "id": self.node_id, "sdp": ""}
 
     def purge_expired(self) -> None:

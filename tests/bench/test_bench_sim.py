@@ -6,7 +6,6 @@ a slot per stream), what the report says must match what the simulator did.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -19,12 +18,15 @@ import httpx
 import pandas as pd
 import pytest
 
-from bench.config import BenchConfig
 from bench.report import Report
 from bench.run import run_bench
+from bench.settings import BenchSettings
 from farm.proxy.child import ProxyServer
+from farm.settings import to_argv
+from farm.settings.load import validate
 from farm.sim.child import SimServer
 from relay.localnode.child import LocalNode
+from relay.settings import RelaySettings
 
 DECODE_MS = 20.0
 PREFILL_MS_PER_TOKEN = 0.5
@@ -38,18 +40,16 @@ FIXED = {
 
 
 def bench(url: str, out: Path, **changes: object) -> Report:
-    base = BenchConfig(
-        targets=("direct",),
-        direct_url=url,
-        model="gemma3:4b",
-        prompts="short",
-        max_tokens=24,
-        progress=False,
-        out=out,
-    )
-    if "requests" in changes:
-        changes.setdefault("duration_s", None)
-    return run_bench(base.replace(**changes))
+    base = {
+        "target": ("direct",),
+        "direct_url": url,
+        "model": "gemma3:4b",
+        "prompts": "short",
+        "max_tokens": 24,
+        "quiet": True,
+        "out": out,
+    }
+    return run_bench(validate(BenchSettings, {**base, **changes}), environ=dict(os.environ))
 
 
 # Client TTFT minus the simulator's own TTFT. At one stream it is the harness plus loopback
@@ -63,7 +63,7 @@ TTFT_ERROR_MS = {1: 2.0, 9: 5.0}
 
 def test_one_and_nine_streams_report_the_simulators_ttft_and_token_rate(tmp_path: Path) -> None:
     with SimServer(num_parallel=9, **FIXED) as sim:
-        report = bench(sim.url, tmp_path / "r", streams=(1, 9), duration_s=6.0)
+        report = bench(sim.url, tmp_path / "r", sweep=(1, 9), duration=6.0)
     md = (tmp_path / "r" / "report.md").read_text()
     for (_, row), check in zip(report.summary.iterrows(), report.checks, strict=True):
         streams = int(row["streams"])
@@ -93,7 +93,7 @@ def test_busy_backend_and_failing_streams_become_error_rows(tmp_path: Path) -> N
     # Every admitted stream then fails after 3 tokens with an in-band error line.
     flags = {**FIXED, "load_ms": 150, "keep_alive": "0", "max_queue": 1, "fail_after_tokens": 3}
     with SimServer(num_parallel=1, **flags) as sim:
-        report = bench(sim.url, tmp_path / "r", streams=(4,), requests=16, warmup=0)
+        report = bench(sim.url, tmp_path / "r", streams=4, requests=16, warmup=0)
     errors = report.errors.set_index("status")
     assert errors.loc["http_error", "count"] > 0
     assert "503" in errors.loc["http_error", "first_error"]
@@ -107,7 +107,7 @@ def test_busy_backend_and_failing_streams_become_error_rows(tmp_path: Path) -> N
 
 def test_two_workers_each_contribute_rows(tmp_path: Path) -> None:
     with SimServer(num_parallel=4, **FIXED) as sim:
-        report = bench(sim.url, tmp_path / "r", streams=(4,), requests=16, workers=2, warmup=0)
+        report = bench(sim.url, tmp_path / "r", streams=4, requests=16, workers=2, warmup=0)
     rows = pd.read_parquet(tmp_path / "r" / "rows.parquet")
     done = rows[rows["status"] == "ok"]
     assert set(done["worker_id"]) == {"w0", "w1"}
@@ -120,10 +120,10 @@ def test_all_targets_run_the_same_prompts_side_by_side(tmp_path: Path) -> None:
         report = bench(
             sim.url,
             tmp_path / "r",
-            targets=("direct", "proxy", "nkn"),
+            target=("direct", "proxy", "nkn"),
             proxy_url=proxy.url,
             nkn_loopback=True,
-            streams=(2,),
+            streams=2,
             requests=6,
             warmup=0,
             model=None,
@@ -146,7 +146,7 @@ def test_a_dying_backend_shows_cut_streams_and_refused_requests(tmp_path: Path) 
         result: list[Report] = []
         runner = threading.Thread(
             target=lambda: result.append(
-                bench(sim.url, tmp_path / "r", streams=(3,), duration_s=4.0, warmup=0)
+                bench(sim.url, tmp_path / "r", streams=3, duration=4.0, warmup=0)
             )
         )
         runner.start()
@@ -175,7 +175,7 @@ def test_sweep_follows_the_simulators_batching_model(tmp_path: Path) -> None:
     # streams while the aggregate rises.
     timing = {**FIXED, "decode_ms": 10.0, "batch_slowdown": 0.25}
     with SimServer(num_parallel=9, **timing) as sim:
-        report = bench(sim.url, tmp_path / "r", streams=(1, 2, 4, 9), duration_s=3.0)
+        report = bench(sim.url, tmp_path / "r", sweep=(1, 2, 4, 9), duration=3.0)
     summary = report.summary.sort_values("streams")
     per_stream = list(summary["stream_tok_s_p50"])
     aggregate = list(summary["agg_tok_s"])
@@ -192,15 +192,14 @@ def test_nkn_target_streams_through_a_relay_on_the_local_nkn_node(tmp_path: Path
         ProxyServer([sim.url]) as proxy,
         LocalNode() as node,
     ):
-        env = {
-            **os.environ,
-            "NKN_RPC_SERVER_ADDR": node.rpc_url,
-            "RELAY_TARGETS": json.dumps({"ollama": proxy.url}),
-        }
+        settings = RelaySettings(
+            env_file=tmp_path / "relay.env", nkn_rpc=(node.rpc_url,), targets={"ollama": proxy.url}
+        )
+        env = {**os.environ}
         log_path = tmp_path / "relay.log"
         with log_path.open("wb") as log:
             relay = subprocess.Popen(
-                [sys.executable, "-m", "relay", "--env-file", str(tmp_path / "relay.env")],
+                [sys.executable, "-m", "relay", *to_argv(settings)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -210,11 +209,11 @@ def test_nkn_target_streams_through_a_relay_on_the_local_nkn_node(tmp_path: Path
                 report = bench(
                     sim.url,
                     tmp_path / "r",
-                    targets=("nkn",),
+                    target=("nkn",),
                     proxy_url=proxy.url,
                     relay_address=address,
-                    nkn_rpc_url=node.rpc_url,
-                    streams=(2,),
+                    nkn_rpc=node.rpc_url,
+                    streams=2,
                     requests=4,
                     warmup=0,
                 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,9 +12,9 @@ from typing import Any
 import httpx
 
 from relay.client import RelayClient
-from relay.config import RelayConfig
 from relay.memory import MemoryNetwork, MemoryTransport
 from relay.server import RelayServer
+from relay.settings import RelaySettings
 
 
 @dataclass
@@ -49,7 +48,7 @@ class Harness:
 
 @asynccontextmanager
 async def running_relay(
-    config: RelayConfig | None = None,
+    config: RelaySettings | None = None,
     *,
     handler: Callable[[httpx.Request], httpx.Response] | None = None,
     network: MemoryNetwork | None = None,
@@ -57,7 +56,7 @@ async def running_relay(
     **client_options: Any,
 ) -> AsyncIterator[Harness]:
     """Run a relay on a memory network; upstream via `handler` (MockTransport) or real HTTP."""
-    config = config or RelayConfig()
+    config = config or RelaySettings()
     network = network or MemoryNetwork()
     relay = network.transport("relay")
     peer = network.transport("peer")
@@ -85,6 +84,7 @@ async def running_relay(
         await peer.close()
 
 
-def config_for(url: str, **changes: Any) -> RelayConfig:
-    """The default relay config with `ollama` pointing at `url`."""
-    return dataclasses.replace(RelayConfig(), targets={"ollama": url}, **changes)
+def config_for(url: str, **changes: Any) -> RelaySettings:
+    """The default relay settings with `ollama` pointing at `url`, and `changes` unchecked
+    (so a test may set a combination the settings would refuse)."""
+    return RelaySettings(targets={"ollama": url}).model_copy(update=changes)

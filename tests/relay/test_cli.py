@@ -75,7 +75,7 @@ def test_relay_cli_prints_address_and_client_cli_streams_the_answer(
         prompt = "Say hello"
         client = subprocess.run(
             [sys.executable, "-m", "relay.client", "--to", address, "--model", MODEL,
-             "--prompt", prompt, "--rpc", node.rpc_url, "--timeout", "30"],
+             "--prompt", prompt, "--nkn-rpc", node.rpc_url, "--timeout", "30"],
             env=_env(), capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert client.returncode == 0, client.stderr
@@ -117,6 +117,7 @@ def test_relay_cli_names_the_bad_key_in_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        'relay: RELAY_TARGETS: not valid JSON (expected {"name": "http://host:port"})'
+        "python -m relay: error: RELAY_TARGETS '{oops': "
+        'not valid JSON (expected {"name": "http://host:port"})'
     ]
     assert time.monotonic() - started < 30

@@ -8,7 +8,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 
@@ -61,8 +61,8 @@ async def over_nkn(
     relay = NknTransport(bridge_config(node))
     peer = NknTransport(bridge_config(node))
     await asyncio.gather(relay.start(), peer.start())
-    config = config_for(sim.url)
-    server = RelayServer(replace(config, targets={"ollama": sim.url, **(targets or {})}), relay)
+    config = config_for(sim.url, targets={"ollama": sim.url, **(targets or {})})
+    server = RelayServer(config, relay)
     task = asyncio.create_task(server.serve())
     try:
         async with RelayClient(peer, relay.address, timeout_s=30, idle_timeout_s=15) as client:

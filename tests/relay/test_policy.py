@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
-from relay.config import RelayConfig
 from relay.errors import PolicyError
 from relay.frames import HttpSpec
 from relay.policy import Policy, forward_headers
+from relay.settings import RelaySettings
 
 BASE = "http://127.0.0.1:8080"
 
 
 def _policy(**changes: object) -> Policy:
-    config = dataclasses.replace(RelayConfig(), targets={"ollama": BASE, "sub": "http://h/base/"})
-    return Policy(dataclasses.replace(config, **changes))  # type: ignore[arg-type]
+    config = RelaySettings(targets={"ollama": BASE, "sub": "http://h/base/"})
+    return Policy(config.model_copy(update=changes))
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 
 import httpx
@@ -328,7 +327,7 @@ async def test_a_response_that_would_outgrow_one_dm_is_cut_to_fit() -> None:
         headers = {"content-type": "application/json"}
         return httpx.Response(200, content=escaped.encode(), headers=headers)
 
-    config = dataclasses.replace(config_for("http://upstream"), max_dm_b=8000, max_body_b=20_000)
+    config = config_for("http://upstream", max_dm_b=8000, max_body_b=20_000)
     async with running_relay(config, handler=handler) as h:
         response = await h.client.request(path="/big")
         sizes = [len(dm.payload.encode()) for dm in h.network.sent_by(h.relay.address)]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from farm.errors import SetupError
 from farm.gpu.apt_repo import KEYRING, dearmor, signed_list
 from farm.gpu.daemon_json import restore_lost
+from farm.gpu.errors import SetupError
 
 from .conftest import KEY_BYTES, UPSTREAM_LIST, armored
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from farm.config import GpuSetupConfig
-from farm.errors import SetupRefused
 from farm.gpu.ensure import ensure
+from farm.gpu.errors import SetupRefused
 from farm.gpu.probe import run_command
+from farm.gpu.settings import GpuSetupSettings
 
 from .conftest import KEY_BYTES, Host, write_os_release
 
@@ -132,7 +132,7 @@ def test_check_on_a_broken_host_still_reports_every_item(host: Host) -> None:
 
 
 def test_not_root_is_refused_before_any_probe(host: Host) -> None:
-    config = GpuSetupConfig(root=host.root, repo_url=host.env["FARM_NVIDIA_REPO"])
+    config = GpuSetupSettings(root=host.root, nvidia_repo=host.env["FARM_NVIDIA_REPO"])
     with pytest.raises(SetupRefused, match="must run as root"):
         ensure(config, run_command, euid=1000)
     assert host.calls() == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -10,15 +11,22 @@ import sys
 
 import pytest
 
-from farm.__main__ import main
+from farm.launch.__main__ import main
 
 from .conftest import Farm, free_ports, port_is_free
 
+ERROR = "python -m farm up: error: "
 
-def _assert_refused(farm: Farm, done: subprocess.CompletedProcess[str], expected: str) -> None:
+
+def _assert_refused(
+    farm: Farm, done: subprocess.CompletedProcess[str], expected: str, *, pattern: bool = False
+) -> None:
+    """One error line holding `expected` (a regular expression if `pattern`), nothing started."""
     assert done.returncode != 0
-    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("farm: error:")]
-    assert len(lines) == 1 and expected in lines[0], done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith(ERROR)]
+    assert len(lines) == 1, done.stderr
+    found = re.search(expected, lines[0]) if pattern else expected in lines[0]
+    assert found, done.stderr
     assert done.stderr.count("Traceback") == 0
     assert not farm.state_file.exists()
     assert farm.ollama_calls() == []
@@ -27,16 +35,22 @@ def _assert_refused(farm: Farm, done: subprocess.CompletedProcess[str], expected
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--mode", "gpu"], "argument --mode: invalid choice: 'gpu'"),
-        (["--num-parallel", "-2"], "--num-parallel -2: needs at least 1 slot"),
-        (["--num-parallel", "four"], "argument --num-parallel: invalid int value"),
-        (["--model", "gemma3:"], "bad tag ''"),
-        (["--model", "gemma3:4b:q8"], "bad tag '4b:q8'"),
-        (["--model", "gemma3:4b!"], "bad tag '4b!'"),
-        (["--keepalive", "forever"], "--keepalive 'forever'"),
-        (["--replicas", "0"], "--replicas 0"),
-        (["--backend-url", "ftp://x"], "expected http(s)://host:port"),
-        (["--mode", "docker", "--backend-url", "http://h:1"], "cannot be combined"),
+        (["--mode", "gpu"], r"argument --mode: invalid choice: 'gpu'"),
+        (["--num-parallel", "-2"], r"--num-parallel '?-2'?: needs at least 1 slot$"),
+        (["--num-parallel", "four"], r"--num-parallel '?four'?: .*valid integer"),
+        (["--model", "gemma3:"], r"--model 'gemma3:': bad tag ''"),
+        (["--model", "gemma3:4b:q8"], r"bad tag '4b:q8'"),
+        (["--model", "gemma3:4b!"], r"bad tag '4b!'"),
+        (["--keepalive", "forever"], r"--keepalive 'forever': use a duration like 5m"),
+        (["--replicas", "0"], r"--replicas '?0'?: needs at least 1$"),
+        (["--backend-url", "ftp://x"], r"--backend-url 'ftp://x': expected http\(s\)://host:port"),
+        (["--mode", "docker", "--backend-url", "http://h:1"], r"cannot be combined"),
+        (["--front-port", "0"], r"--front-port '?0'?: a port is 1-65535$"),
+        (["--front-port", "11434"], r"--front-port 11434: clashes with a back port$"),
+        (["--gpu-layers", "-2"], r"--gpu-layers '?-2'?: use -1 \(all that fit\) or >= 0$"),
+        (["--ctx", "0"], r"--ctx '?0'?: a context length is at least 1 token$"),
+        (["--name", "_x"], r"--name '_x': use letters, digits"),
+        (["--bogus"], r"unrecognized arguments: --bogus"),
     ],
     ids=[
         "unknown-mode",
@@ -49,6 +63,12 @@ def _assert_refused(farm: Farm, done: subprocess.CompletedProcess[str], expected
         "zero-replicas",
         "bad-backend-url",
         "mode-and-backend-url",
+        "port-zero",
+        "front-on-back-port",
+        "gpu-layers-below-minus-one",
+        "zero-ctx",
+        "bad-name",
+        "unknown-flag",
     ],
 )
 def test_bad_flag_is_one_line_and_exit_2(
@@ -60,11 +80,20 @@ def test_bad_flag_is_one_line_and_exit_2(
 ) -> None:
     """In-process (flag validation happens before any I/O), through the same entry point."""
     monkeypatch.chdir(farm.cwd)
-    monkeypatch.setenv("FARM_STATE_DIR", farm.env["FARM_STATE_DIR"])
-    rc = main(["up", "--model", "gemma3:4b", *args])
+    rc = main(["up", "--model", "gemma3:4b", *args], environ=farm.env)
     err = capsys.readouterr().err
     assert rc == 2
-    _assert_refused(farm, subprocess.CompletedProcess([], rc, "", err), expected)
+    _assert_refused(farm, subprocess.CompletedProcess([], rc, "", err), expected, pattern=True)
+
+
+def test_bad_environment_value_names_the_variable(
+    farm: Farm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["up", "--model", "gemma3:4b"], environ={**farm.env, "FARM_READY_TIMEOUT": "0"})
+    err = capsys.readouterr().err
+    assert rc == 2
+    expected = f"{ERROR}FARM_READY_TIMEOUT '?0'?: must be a positive number of seconds\n"
+    assert re.fullmatch(expected, err), err
 
 
 def test_front_port_in_use_names_the_holder(farm: Farm) -> None:

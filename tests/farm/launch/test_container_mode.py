@@ -110,7 +110,7 @@ def test_engine_errors_are_one_line_and_leave_no_container(
     before = set(engine.state.containers)
     front, back, done = _up(farm)
     assert done.returncode == 1
-    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("farm: error:")]
+    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("python -m farm up: error:")]
     assert len(errors) == 1 and expected in errors[0], done.stderr
     assert set(engine.state.containers) == before
     assert not farm.state_file.exists()

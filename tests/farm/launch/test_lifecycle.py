@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from farm.config import FarmConfig
 from farm.launch import lifecycle, state
 from farm.launch.children import find
+from farm.launch.settings import UpSettings
 
 from .conftest import free_ports, port_is_free
 
@@ -29,7 +29,7 @@ def test_a_signal_right_after_the_state_is_saved_still_tears_down(
 
     monkeypatch.setattr(state, "save", save_then_interrupt)
     front, back = free_ports(2)
-    config = FarmConfig(
+    config = UpSettings(
         model="gemma3:4b",
         mode="sim",
         pull=False,
@@ -37,10 +37,9 @@ def test_a_signal_right_after_the_state_is_saved_still_tears_down(
         front_port=front,
         back_port=back,
         state_dir=tmp_path / ".farm",
-        base_env={**os.environ, "FARM_SIM_LOAD_MS": "20"},
     )
     with pytest.raises(KeyboardInterrupt):
-        lifecycle.up(config, tmp_path)
+        lifecycle.up(config, tmp_path, {**os.environ, "FARM_SIM_LOAD_MS": "20"})
     [record] = saved
     assert find(record.proxy_pid, record.proxy_create_time) is None
     assert find(record.backends[0].pid, record.backends[0].pid_create_time) is None

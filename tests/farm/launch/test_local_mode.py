@@ -157,5 +157,6 @@ def test_a_backend_dying_under_a_foreground_farm_stops_the_rest(farm: Farm) -> N
     finally:
         _reap(proc)
     assert proc.returncode == 1
-    assert f"farm: error: backend http://127.0.0.1:{back} exited; stopping the farm" in err
+    expected = f"backend http://127.0.0.1:{back} exited; stopping the farm"
+    assert f"python -m farm up: error: {expected}" in err
     assert _gone(state["proxy_pid"]) and not farm.state_file.exists()

@@ -1,4 +1,5 @@
-"""Pure parts of the launcher: model names, config, models-dir detection, pull and warm-up."""
+"""Pure parts of the launcher: model names, the proxy's settings, models-dir detection, pull and
+warm-up."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from farm.config import FarmConfig, validate_model_name
-from farm.errors import ConfigError, PreflightError, PullError, WarmupError
+from farm.launch.errors import PreflightError, ProxyError, PullError, WarmupError
+from farm.launch.model_name import validate_model_name
 from farm.launch.model_pull import pull_model
 from farm.launch.models_dir import detect, ensure_usable
-from farm.launch.proxy_process import proxy_argv
+from farm.launch.proxy_process import proxy_argv, proxy_settings
+from farm.launch.settings import UpSettings
 from farm.launch.status import gpu_memory
 from farm.launch.warmup import keep_alive_value, warm_up
 from farm.sim.child import SimServer
@@ -34,27 +36,27 @@ def test_valid_model_names_are_accepted(name: str) -> None:
     ids=["empty", "empty-tag", "two-tags", "space", "leading-dash", "too-deep", "padded"],
 )
 def test_invalid_model_names_are_refused(name: str) -> None:
-    with pytest.raises(ConfigError, match="--model"):
+    with pytest.raises(ValueError):
         validate_model_name(name)
 
 
-def test_from_env_reads_only_its_variables() -> None:
-    env = {"FARM_STATE_DIR": "/s", "FARM_API_KEY": "k", "OLLAMA_MODELS": "/m", "HOME": "/h"}
-    config = FarmConfig.from_env(env, model="gemma3:4b", num_parallel=2)
-    assert (config.state_dir, config.api_key, config.ollama_models) == (Path("/s"), "k", "/m")
-    assert config.num_parallel == 2 and "OLLAMA_MODELS" not in config.base_env
-    with pytest.raises(ConfigError, match="FARM_READY_TIMEOUT"):
-        FarmConfig.from_env({"FARM_READY_TIMEOUT": "soon"}, model="gemma3:4b")
-
-
 def test_proxy_is_started_with_option_pinning() -> None:
-    config = FarmConfig(model="gemma3:4b", ctx=8192, gpu_layers=20, num_parallel=6)
-    argv = proxy_argv(config, ["http://127.0.0.1:1", "http://127.0.0.1:2"])
+    config = UpSettings(model="gemma3:4b", ctx=8192, gpu_layers=20, num_parallel=6)
+    argv = proxy_argv(proxy_settings(config, ["http://127.0.0.1:1", "http://127.0.0.1:2"]))
+    assert argv[1:3] == ["-m", "farm.proxy"]
     assert argv[argv.index("--pin-num-ctx") + 1] == "8192"
     assert argv[argv.index("--pin-num-gpu") + 1] == "20"
     assert argv.count("--backend") == 2 and argv[argv.index("--num-parallel") + 1] == "6"
-    cpu = proxy_argv(FarmConfig(model="gemma3:4b", cpu=True), ["http://127.0.0.1:1"])
-    assert cpu[cpu.index("--pin-num-gpu") + 1] == "0"
+    cpu = UpSettings(model="gemma3:4b", cpu=True)
+    cpu_argv = proxy_argv(proxy_settings(cpu, ["http://127.0.0.1:1"]))
+    assert cpu_argv[cpu_argv.index("--pin-num-gpu") + 1] == "0"
+    # -1 ("as many as fit") is Ollama's own default: left unpinned.
+    assert "--pin-num-gpu" not in proxy_argv(proxy_settings(UpSettings(model="m"), ["http://h:1"]))
+
+
+def test_a_backend_the_proxy_would_refuse_is_a_proxy_error() -> None:
+    with pytest.raises(ProxyError, match="the proxy cannot take the farm's settings"):
+        proxy_settings(UpSettings(model="gemma3:4b"), ["http://h:1", "http://h:1"])
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import uvicorn
 
 from farm.common.net import free_port
 from farm.proxy.app import ProxyApp, create_app
-from farm.proxy.config import ProxyConfig
+from farm.proxy.settings import ProxySettings
 from tests.farm.proxy.fake_backend import FakeBackend
 
 
@@ -40,10 +40,10 @@ class RunningProxy:
 
 
 @contextlib.asynccontextmanager
-async def run_proxy(config: ProxyConfig) -> AsyncIterator[RunningProxy]:
-    """Serve `config` on loopback until the block ends."""
+async def run_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
+    """Serve `settings` on loopback until the block ends."""
     port = free_port()
-    app = create_app(config)
+    app = create_app(settings)
     uv = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -74,10 +74,10 @@ async def run_proxy(config: ProxyConfig) -> AsyncIterator[RunningProxy]:
 
 @pytest.fixture
 def proxy_for() -> Callable[..., Any]:
-    """`async with proxy_for([urls], **config) as proxy:` — an in-process proxy."""
+    """`async with proxy_for([urls], **settings) as proxy:` — an in-process proxy."""
 
     def make(backends: list[str], **kwargs: Any) -> Any:
-        kwargs.setdefault("health_interval_s", 0.2)
-        return run_proxy(ProxyConfig(backends=tuple(backends), **kwargs))
+        kwargs.setdefault("health_interval", 0.2)
+        return run_proxy(ProxySettings(backend=tuple(backends), **kwargs))
 
     return make

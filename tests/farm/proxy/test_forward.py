@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from farm.proxy.config import ProxyConfig
+from farm.proxy.settings import ProxySettings
 from tests.farm.proxy.conftest import run_proxy
 from tests.farm.proxy.fake_backend import BIG, FakeBackend
 
@@ -141,7 +141,7 @@ async def test_unreachable_backend_gives_502_json(proxy_for):
 
 async def test_silent_backend_gives_504_after_header_timeout(fake: FakeBackend, proxy_for):
     fake.header_delay_s = 30.0
-    async with proxy_for([fake.url], header_timeout_s=0.3) as proxy:
+    async with proxy_for([fake.url], header_timeout=0.3) as proxy:
         async with aiohttp.ClientSession() as http:
             async with http.post(proxy.url + "/api/generate", json={"model": "m"}) as resp:
                 assert resp.status == 504
@@ -151,7 +151,7 @@ async def test_silent_backend_gives_504_after_header_timeout(fake: FakeBackend, 
 
 async def test_stalled_stream_ends_with_error_line_after_idle_timeout(fake, proxy_for):
     fake.lines, fake.line_delay_s = 3, 30.0
-    async with proxy_for([fake.url], idle_timeout_s=0.3) as proxy:
+    async with proxy_for([fake.url], idle_timeout=0.3) as proxy:
         async with aiohttp.ClientSession() as http:
             async with http.post(proxy.url + "/api/generate", json={"model": "m"}) as resp:
                 lines = [json.loads(line) async for line in resp.content]
@@ -184,7 +184,7 @@ async def test_large_response_arrives_intact(fake: FakeBackend, proxy_for):
 async def test_pooled_connection_closed_by_backend_is_not_reused():
     fake = await FakeBackend(keepalive_s=0.05).start()
     try:
-        async with run_proxy(ProxyConfig(backends=(fake.url,))) as proxy:
+        async with run_proxy(ProxySettings(backend=(fake.url,))) as proxy:
             upstream = proxy.app.forwarder.upstreams[fake.url]
             async with aiohttp.ClientSession() as http:
                 for _ in range(3):

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from farm.common.net import free_port
-from farm.proxy.config import ProxyConfig
+from farm.proxy.settings import ProxySettings
 from tests.farm.proxy.conftest import run_proxy
 from tests.farm.proxy.fake_backend import EXISTING_BLOB, FakeBackend
 from tests.farm.proxy.test_forward import wait_until
@@ -125,7 +125,7 @@ async def test_two_backends_share_streams_and_fail_over():
     one = await FakeBackend(lines=3, header_delay_s=0.5).start()
     two = await FakeBackend(lines=3, header_delay_s=0.5).start()
     try:
-        config = ProxyConfig(backends=(one.url, two.url), health_interval_s=0.2)
+        config = ProxySettings(backend=(one.url, two.url), health_interval=0.2)
         async with run_proxy(config) as proxy, aiohttp.ClientSession() as http:
 
             async def generate() -> int:
@@ -183,7 +183,7 @@ async def test_health_reports_backends_and_settings(fake: FakeBackend, proxy_for
 async def test_backend_marked_down_by_probes_comes_back_when_it_recovers():
     fake = await FakeBackend().start()
     try:
-        async with run_proxy(ProxyConfig(backends=(fake.url,), health_interval_s=0.05)) as proxy:
+        async with run_proxy(ProxySettings(backend=(fake.url,), health_interval=0.05)) as proxy:
             backend = proxy.app.pool.backends[0]
             assert backend.up
             await fake.stop()

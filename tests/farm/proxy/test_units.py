@@ -1,4 +1,4 @@
-"""Pure pieces of the proxy: config validation, body inspection, headers, balancing choice."""
+"""Pure pieces of the proxy: settings validation, body inspection, headers, balancing choice."""
 
 from __future__ import annotations
 
@@ -7,53 +7,54 @@ import json
 import pytest
 
 from farm.proxy.__main__ import main
-from farm.proxy.config import ProxyConfig
-from farm.proxy.errors import ConfigError, stream_error_event
+from farm.proxy.errors import stream_error_event
 from farm.proxy.headers import downstream_response_headers, upstream_request_headers
 from farm.proxy.payload import Pinning, canonical_model, inspect_body
 from farm.proxy.pool import BackendPool
 from farm.proxy.server import security_warnings
+from farm.proxy.settings import ProxySettings
+from farm.settings import SettingsError, load
+from farm.settings.load import validate
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("values", "message"),
     [
-        ({"backends": ()}, "at least one --backend"),
-        ({"backends": ("ftp://x",)}, "http://host:port"),
-        ({"backends": ("http://a:1/api",)}, "path"),
-        ({"backends": ("http://a:1", "http://a:1/")}, "twice"),
-        ({"backends": ("http://a:1",), "header_timeout_s": 0}, "--header-timeout"),
-        ({"backends": ("http://a:1",), "pin_num_ctx": -1}, "--pin-num-ctx"),
-        ({"backends": ("http://a:1",), "api_key": " "}, "blank"),
+        ({"backend": ()}, "at least one --backend"),
+        ({"backend": ("ftp://x",)}, "--backend 'ftp://x': backend URL must look like http://"),
+        ({"backend": ("http://a:1/api",)}, "path"),
+        ({"backend": ("http://a:1", "http://a:1/")}, "twice"),
+        ({"backend": ("http://a:1",), "header_timeout": 0}, "--header-timeout '0'"),
+        ({"backend": ("http://a:1",), "pin_num_ctx": -1}, "--pin-num-ctx '-1'"),
+        ({"backend": ("http://a:1",), "api_key": " "}, "--api-key \\*+: must not be blank"),
     ],
     ids=["none", "scheme", "path", "duplicate", "timeout", "pin", "blank-key"],
 )
-def test_config_rejects_bad_values(kwargs, message):
-    with pytest.raises(ConfigError, match=message):
-        ProxyConfig(**kwargs)
+def test_settings_reject_bad_values(values, message):
+    with pytest.raises(SettingsError, match=message):
+        validate(ProxySettings, values)
 
 
-def test_config_from_env_reads_key_and_flags_win():
+def test_settings_read_variables_and_flags_win():
     env = {
         "FARM_API_KEY": "k",
         "FARM_PROXY_BACKENDS": "http://a:1,http://b:2",
         "FARM_PROXY_PORT": "9",
     }
-    config = ProxyConfig.from_env(env, port=10)
-    assert config.api_key == "k"
-    assert config.backends == ("http://a:1", "http://b:2")
-    assert config.port == 10
-    with pytest.raises(ConfigError, match="FARM_PROXY_PORT"):
-        ProxyConfig.from_env({"FARM_PROXY_PORT": "x", "FARM_PROXY_BACKENDS": "http://a:1"})
+    settings = load(ProxySettings, ["--port", "10"], env).settings
+    assert settings.api_key == "k"
+    assert settings.backend == ("http://a:1", "http://b:2")
+    assert settings.port == 10
+    with pytest.raises(SettingsError, match="FARM_PROXY_PORT 'x'"):
+        load(ProxySettings, [], {"FARM_PROXY_PORT": "x", "FARM_PROXY_BACKENDS": "http://a:1"})
 
 
 def test_non_loopback_bind_without_key_warns():
-    assert security_warnings(ProxyConfig(backends=("http://a:1",))) == []
-    open_bind = ProxyConfig(backends=("http://a:1",), host="0.0.0.0")
+    assert security_warnings(ProxySettings(backend=("http://a:1",))) == []
+    open_bind = ProxySettings(backend=("http://a:1",), host="0.0.0.0")
     assert "without an API key" in security_warnings(open_bind)[0]
-    assert (
-        security_warnings(ProxyConfig(backends=("http://a:1",), host="0.0.0.0", api_key="k")) == []
-    )
+    keyed = ProxySettings(backend=("http://a:1",), host="0.0.0.0", api_key="k")
+    assert security_warnings(keyed) == []
 
 
 def test_cli_reports_config_errors(capsys):

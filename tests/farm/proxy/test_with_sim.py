@@ -1,7 +1,8 @@
 """Acceptance: the proxy in front of the Ollama simulator, through real clients.
 
 Both run as subprocesses (`SimServer`, `ProxyServer`); the official `ollama` client, `curl -N`
-and httpx talk to them over loopback. The 100 ms bounds come from the issue's acceptance list.
+and httpx talk to them over loopback. The 100 ms bounds are the promise: a client that leaves
+frees its Ollama slot (or its place in the queue) at once.
 """
 
 from __future__ import annotations

@@ -189,3 +189,17 @@ def test_run_main_turns_a_bad_value_into_one_line_and_exit_2(
 def test_constructing_with_keywords_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEMO_PORT", "1234")
     assert Demo().port == 8080
+
+
+def test_a_value_that_starts_with_a_dash_round_trips() -> None:
+    s = Demo(host="-weird", backend_url=("-x",))
+    assert to_argv(s) == ["--host=-weird", "--backend-url=-x"]
+    assert load(Demo, to_argv(s), {}).settings == s
+
+
+def test_a_missing_required_setting_is_named_with_its_help() -> None:
+    class Needy(ServiceSettings):
+        model: str = setting(help="the model to serve")
+
+    with pytest.raises(SettingsError, match=r"^--model: required \(the model to serve\)$"):
+        load(Needy, [], {})

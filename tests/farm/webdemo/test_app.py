@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from farm.webdemo.app import create_app
-from farm.webdemo.config import SiteConfig
+from farm.webdemo.settings import SiteSettings
 from relay.localnode.child import LocalNode
 
 PUBKEY = "cd" * 32
@@ -20,9 +20,9 @@ pytestmark = pytest.mark.anyio
 
 
 @asynccontextmanager
-async def serving(config: SiteConfig) -> AsyncIterator[httpx.AsyncClient]:
+async def serving(settings: SiteSettings) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan running, behind an in-process httpx client."""
-    app = create_app(config)
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="https://site") as client:
@@ -31,10 +31,10 @@ async def serving(config: SiteConfig) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    config = SiteConfig(
+    settings = SiteSettings(
         relay_address=f"relay.{PUBKEY}", nkn_rpc="http://127.0.0.1:9/", nkn_sdk_dir=tmp_path
     )
-    async with serving(config) as http:
+    async with serving(settings) as http:
         yield http
 
 
@@ -87,7 +87,7 @@ async def test_missing_nkn_sdk_build_is_a_clear_error(client: httpx.AsyncClient)
 
 async def test_nkn_sdk_browser_build_is_served_when_installed(tmp_path: Path) -> None:
     (tmp_path / "nkn.min.js").write_text("window.nkn = {};")
-    async with serving(SiteConfig(nkn_sdk_dir=tmp_path)) as test_client:
+    async with serving(SiteSettings(nkn_sdk_dir=tmp_path)) as test_client:
         response = await test_client.get("/vendor/nkn.min.js")
         assert response.status_code == 200
         assert response.text == "window.nkn = {};"
@@ -96,8 +96,7 @@ async def test_nkn_sdk_browser_build_is_served_when_installed(tmp_path: Path) ->
 
 async def test_seed_rpc_is_forwarded_to_the_local_node() -> None:
     with LocalNode() as node:
-        config = SiteConfig(nkn_rpc=node.rpc_url)
-        async with serving(config) as test_client:
+        async with serving(SiteSettings(nkn_rpc=node.rpc_url)) as test_client:
             call = {"id": "1", "jsonrpc": "2.0", "method": "getwsaddr", "params": {}}
             reply = (await test_client.post("/nkn-rpc", json=call)).json()
             assert reply["result"]["addr"] == f"127.0.0.1:{node.port}"

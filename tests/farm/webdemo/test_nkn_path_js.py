@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page
 
 from farm.webdemo.child import SiteServer
+from farm.webdemo.settings import SiteSettings
 
 # Runs in the page: build an NknRelay without a network, open one stream's frame handler and
 # feed it `frames`; return the lines the sink saw, in order, and how the stream ended.
@@ -31,7 +32,8 @@ FEED = """async (frames) => {
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteServer]:
     # The page is only loaded for its modules here; the proxy is never called.
-    with SiteServer(tmp_path_factory.mktemp("certs"), proxy_url="http://127.0.0.1:1") as server:
+    settings = SiteSettings(proxy_url="http://127.0.0.1:1")
+    with SiteServer(tmp_path_factory.mktemp("certs"), settings) as server:
         yield server
 
 

@@ -15,6 +15,7 @@ from farm.common.net import free_port
 from farm.proxy.child import ProxyServer
 from farm.sim.child import SimServer
 from farm.webdemo.child import SiteServer
+from farm.webdemo.settings import SiteSettings
 from tests.farm.webdemo.conftest import PageLog
 from tests.farm.webdemo.pagedriver import (
     open_page,
@@ -45,7 +46,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         SimServer(num_parallel=4, decode_ms=40, load_ms=0) as sim,
         ProxyServer(backends=[sim.url], cors_origins=[origin]) as proxy,
         SiteServer(
-            tmp_path_factory.mktemp("certs"), proxy_url=proxy.url, model=MODEL, port=site_port
+            tmp_path_factory.mktemp("certs"),
+            SiteSettings(proxy_url=proxy.url, model=MODEL),
+            port=site_port,
         ) as site,
     ):
         yield Stack(sim, proxy, site)
@@ -122,7 +125,9 @@ def test_a_backend_failure_mid_stream_shows_its_message_in_the_pane(
     with (
         SimServer(num_parallel=2, decode_ms=10, load_ms=0, fail_after_tokens=3) as sim,
         ProxyServer(backends=[sim.url], cors_origins=[origin]) as proxy,
-        SiteServer(tmp_path, proxy_url=proxy.url, model=MODEL, port=site_port) as site,
+        SiteServer(
+            tmp_path, SiteSettings(proxy_url=proxy.url, model=MODEL), port=site_port
+        ) as site,
     ):
         open_page(page, site.url)
         wait_for_models(page)

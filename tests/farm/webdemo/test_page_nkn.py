@@ -17,6 +17,7 @@ from playwright.sync_api import Page, expect
 from farm.proxy.child import ProxyServer
 from farm.sim.child import SimServer
 from farm.webdemo.child import SiteServer
+from farm.webdemo.settings import SiteSettings
 from relay.localnode.child import LocalNode
 from tests.farm.webdemo.conftest import PageLog
 from tests.farm.webdemo.pagedriver import (
@@ -66,10 +67,12 @@ def nkn_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NknStack]:
             relay.wait_registered(node.state, timeout=30)
             site = SiteServer(
                 tmp_path_factory.mktemp("certs"),
-                proxy_url=proxy.url,
-                relay_address=relay.address,
-                nkn_rpc=node.rpc_url,
-                model=MODEL,
+                SiteSettings(
+                    proxy_url=proxy.url,
+                    relay_address=relay.address,
+                    nkn_rpc=node.rpc_url,
+                    model=MODEL,
+                ),
             )
             with site:
                 yield NknStack(sim, proxy, node, relay, site)
@@ -121,9 +124,10 @@ def test_a_relay_nobody_answers_for_is_reported_and_nothing_is_sent(
     absent = nkn_address(os.urandom(32).hex())
     before = nkn_stack.sim.state()["requests"]["started"]
     rpc, proxy_url = nkn_stack.node.rpc_url, nkn_stack.proxy.url
-    site = SiteServer(
-        tmp_path, proxy_url=proxy_url, relay_address=absent, nkn_rpc=rpc, relay_ping_timeout_s=2
+    settings = SiteSettings(
+        proxy_url=proxy_url, relay_address=absent, nkn_rpc=rpc, relay_ping_timeout=2
     )
+    site = SiteServer(tmp_path, settings)
     with site:
         open_page(page, site.url)
         page.get_by_label("Over NKN through the relay").check()
@@ -144,13 +148,13 @@ def site_for_relay(
     relay.start()
     try:
         relay.wait_registered(stack.node.state, timeout=30)
-        with SiteServer(
-            workdir,
+        site_settings = SiteSettings(
             proxy_url=stack.proxy.url,
             relay_address=relay.address,
             nkn_rpc=stack.node.rpc_url,
             model=MODEL,
-        ) as site:
+        )
+        with SiteServer(workdir, site_settings) as site:
             yield site
     finally:
         relay.stop()

@@ -1,10 +1,10 @@
-"""BridgeConfig: the seed's .env keys, and NKN_BRIDGE_SEED_WS mapped onto `rpcServerAddr`."""
+"""BridgeConfig: seed addresses mapped onto `rpcServerAddr`, and one clear error per bad field."""
 
 from __future__ import annotations
 
 import pytest
 
-from relay.bridge import BridgeConfig, BridgeConfigError, rpc_addrs_from_seed_ws
+from relay.bridge import BridgeConfig, BridgeConfigError, rpc_addrs_from_seed_ws, rpc_server_addr
 
 SEED = "ab" * 32
 
@@ -33,60 +33,25 @@ def test_bad_seed_ws_entry_names_the_key(value: str) -> None:
         rpc_addrs_from_seed_ws(value)
 
 
-def test_from_env_reads_the_seed_keys() -> None:
-    config = BridgeConfig.from_env(
-        {
-            "NKN_SEED_HEX": SEED,
-            "NKN_NUM_SUBCLIENTS": "3",
-            "NKN_RPC_SERVER_ADDR": "http://127.0.0.1:9/",
-            "NKN_BRIDGE_SEED_WS": "wss://seed.example:30005",
-            "NKN_IDENTIFIER": "farm",
-        }
-    )
-    assert config.seed_hex == SEED
-    assert config.num_subclients == 3
-    assert config.identifier == "farm"
-    assert config.rpc_server_addrs == ("http://127.0.0.1:9/", "https://seed.example:30005/")
-
-
-def test_from_env_defaults_match_the_seed() -> None:
-    config = BridgeConfig.from_env({"NKN_SEED_HEX": SEED, "NKN_IDENTIFIER": ""})
-    assert config.num_subclients == 2
-    assert config.identifier is None
-    assert config.rpc_server_addrs == ()
+@pytest.mark.parametrize(
+    "value", ["ws://127.0.0.1:30002/", "https://node.example:30005/rpc", "http://[::1]:1/?a=b"]
+)
+def test_normalising_a_normalised_address_changes_nothing(value: str) -> None:
+    assert rpc_server_addr(rpc_server_addr(value)) == rpc_server_addr(value)
 
 
 @pytest.mark.parametrize(
-    ("seed_ws", "expected"),
+    ("fields", "name"),
     [
-        ("ws://127.0.0.1:30002", 1),
-        ("http://localhost:30003/,[::1]:30004", 1),
-        ("ws://127.0.0.1:30002,wss://seed.example:30005", 2),
-        ("", 2),
+        ({"seed_hex": "xyz"}, "seed_hex"),
+        ({"num_subclients": 17}, "num_subclients"),
+        ({"num_subclients": 0}, "num_subclients"),
+        ({"identifier": "a b"}, "identifier"),
+        ({"queue_limit": 0}, "queue_limit"),
+        ({"probe_timeout_s": 0}, "probe_timeout_s"),
     ],
-    ids=["local-node", "all-loopback", "mixed", "mainnet"],
+    ids=["bad-seed", "subclients-high", "zero", "ident", "queue", "probe"],
 )
-def test_without_num_subclients_a_local_node_gets_one(seed_ws: str, expected: int) -> None:
-    # One local node gives extra sub-clients no second path, only a second copy of each DM.
-    environ = {"NKN_SEED_HEX": SEED, "NKN_BRIDGE_SEED_WS": seed_ws}
-    assert BridgeConfig.from_env(environ).num_subclients == expected
-    explicit = BridgeConfig.from_env(environ | {"NKN_NUM_SUBCLIENTS": "2"})
-    assert explicit.num_subclients == 2
-
-
-@pytest.mark.parametrize(
-    ("environ", "key"),
-    [
-        ({}, "NKN_SEED_HEX"),
-        ({"NKN_SEED_HEX": "xyz"}, "NKN_SEED_HEX"),
-        ({"NKN_SEED_HEX": SEED, "NKN_NUM_SUBCLIENTS": "two"}, "NKN_NUM_SUBCLIENTS"),
-        ({"NKN_SEED_HEX": SEED, "NKN_NUM_SUBCLIENTS": "17"}, "NKN_NUM_SUBCLIENTS"),
-        ({"NKN_SEED_HEX": SEED, "NKN_NUM_SUBCLIENTS": "0"}, "NKN_NUM_SUBCLIENTS"),
-        ({"NKN_SEED_HEX": SEED, "NKN_IDENTIFIER": "a b"}, "NKN_IDENTIFIER"),
-        ({"NKN_SEED_HEX": SEED, "NKN_RPC_SERVER_ADDR": "gopher://x"}, "NKN_RPC_SERVER_ADDR"),
-    ],
-    ids=["missing-seed", "bad-seed", "subclients-nan", "subclients-high", "zero", "ident", "rpc"],
-)
-def test_invalid_values_name_the_key(environ: dict[str, str], key: str) -> None:
-    with pytest.raises(BridgeConfigError, match=f"^{key}: "):
-        BridgeConfig.from_env(environ)
+def test_invalid_values_name_the_field(fields: dict[str, object], name: str) -> None:
+    with pytest.raises(BridgeConfigError, match=f"^{name}: "):
+        BridgeConfig(**{"seed_hex": SEED, **fields})  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from farm.settings import load
 from relay.bridge import (
     BridgeConfig,
     BridgeNotInstalledError,
@@ -18,6 +19,7 @@ from relay.bridge import (
 )
 from relay.bridge.config import BRIDGE_DIR
 from relay.localnode.child import LocalNode
+from relay.settings import RelaySettings
 from relay.transport import Incoming
 from tests.relay.bridge.support import make_config, receive, running
 
@@ -62,12 +64,13 @@ async def test_hung_bridge_is_detected_by_self_probe_and_replaced(local_node: Lo
     assert a.restarts >= 1
 
 
-async def test_seed_ws_setting_takes_effect_as_rpc_server_addr(local_node: LocalNode) -> None:
+async def test_seed_ws_setting_takes_effect_as_rpc_server_addr(
+    local_node: LocalNode, tmp_path: Path
+) -> None:
     ws_url = f"ws://127.0.0.1:{local_node.port}"
-    config = BridgeConfig.from_env(
-        {"NKN_SEED_HEX": os.urandom(32).hex(), "NKN_BRIDGE_SEED_WS": ws_url}
-    )
-    async with running(config) as a:
+    environ = {"NKN_SEED_HEX": os.urandom(32).hex(), "NKN_BRIDGE_SEED_WS": ws_url}
+    settings = load(RelaySettings, ["--env-file", str(tmp_path / "none")], environ).settings
+    async with running(settings.bridge_config()) as a:
         address = a.address
         clients = local_node.state()["clients"]
     # The registrations on this node prove the SDK joined through the configured seed.

@@ -4,7 +4,6 @@
 (`request()`) or a `RelayStream` (`stream()`) that yields lines in `seq` order, drops
 duplicates, reports gaps as `StreamGapError`, times every frame's arrival for the bench, honours
 keepalives and a total timeout, and sends `relay.cancel` when the caller stops early.
-`python -m relay.client --to ADDR --model M --prompt P` (see `relay.client_cli`) tries a relay.
 """
 
 from __future__ import annotations
@@ -343,9 +342,3 @@ def _spec(req: Mapping[str, Any], *, stream: bool, timeout_s: float) -> HttpSpec
     fields.setdefault("method", "POST" if "json" in fields or "body_b64" in fields else "GET")
     fields.setdefault("timeout_ms", min(MAX_TIMEOUT_MS, max(1, int(timeout_s * 1000))))
     return HttpSpec(stream=stream, **fields)
-
-
-if __name__ == "__main__":
-    from relay.client_cli import main
-
-    raise SystemExit(main())

@@ -1,10 +1,12 @@
-"""The farm launcher's and GPU setup's error hierarchy: every failure a user can act on.
+"""The farm launcher's error hierarchy: every failure of `python -m farm` a user can act on.
 
-Each error's message is one line meant for the operator; entry points print it and exit
-non-zero. Foreign exceptions (docker SDK, httpx, OSError) are translated where they arise.
+Each error's message is one line meant for the operator; the entry point prints it and exits
+non-zero. Foreign exceptions (docker SDK, httpx, OSError) are translated where they arise. Bad
+flag and environment values never get here: the settings layer refuses them first
+(`farm.settings.SettingsError`).
 
     FarmError
-    ├── ConfigError            bad flag or environment value (names the flag/variable)
+    ├── ConfigError            a flag that does not fit the recorded farm (--replica 3 of 2)
     ├── PreflightError         the host is not ready: port taken, no engine, unusable models dir
     │   └── PortInUse          a port we need is bound by someone else
     ├── BackendError           a backend failed to start, answer or stop
@@ -13,9 +15,7 @@ non-zero. Foreign exceptions (docker SDK, httpx, OSError) are translated where t
     ├── PullError              `/api/pull` (model) or an image pull failed
     ├── WarmupError            the warm-up generate failed
     ├── ProxyError             the proxy subprocess failed to start or become ready
-    ├── StateError             `.farm/state.json` missing, unreadable or describing a live farm
-    └── SetupError             `gpu-setup` cannot proceed
-        └── SetupRefused       wrong OS, no driver, not root: nothing was changed
+    └── StateError             `.farm/state.json` missing, unreadable or describing a live farm
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class FarmError(Exception):
 
 
 class ConfigError(FarmError):
-    """A flag or environment value is invalid."""
+    """A flag's value does not fit the farm it acts on."""
 
 
 class PreflightError(FarmError):
@@ -63,11 +63,3 @@ class ProxyError(FarmError):
 
 class StateError(FarmError):
     """The farm's state file is missing, corrupt or describes a farm that is still running."""
-
-
-class SetupError(FarmError):
-    """GPU setup failed part-way; the message says which step."""
-
-
-class SetupRefused(SetupError):
-    """GPU setup refuses to run on this host; nothing was changed."""
