@@ -1,9 +1,10 @@
 """The hermetic gates: `nox -s tests` (the README's test command), `lint`, `typecheck`.
 
-One shared recipe installs the project with its dev extras and the relay's pinned Node
-packages, so a fresh clone needs nothing installed by hand. The page tests drive Debian's
-Chromium: `tests` installs it (and curl, which the `curl -N` tests run) from the distribution's
-packages when it is missing and nox runs as root; otherwise it stops at once with the command.
+One shared recipe installs the project with its dev extras and the pinned Node packages (the
+relay's NKN bridge, the simulator's llama.cpp engine), so a fresh clone needs nothing installed
+by hand. The page tests drive Debian's Chromium: `tests` installs it (and curl, which the
+`curl -N` tests run) from the distribution's packages when it is missing and nox runs as root;
+otherwise it stops at once with the command.
 `tests` then queues `lint` and `typecheck`, so the README's one command runs every gate.
 """
 
@@ -20,6 +21,7 @@ nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
 BRIDGE = ROOT / "relay" / "bridge"
+ENGINE = ROOT / "farm" / "sim" / "engines" / "llamacpp"
 # The programs the tests drive, and the Debian/Ubuntu packages that bring them.
 SYSTEM_PACKAGES = {"chromium": "chromium", "curl": "curl"}
 
@@ -42,6 +44,17 @@ def _install(session: nox.Session) -> None:
         session.error("npm not found: install Node.js >= 18 with npm (apt-get install nodejs npm)")
     # `npm ci` installs exactly what the lock file pins; never done silently at run time.
     session.run("npm", "ci", "--no-audit", "--no-fund", "--prefix", str(BRIDGE), external=True)
+    # The llama.cpp engine: the prebuilt CPU binary only (`--omit=optional` skips CUDA builds).
+    npm_engine = [
+        "npm",
+        "ci",
+        "--omit=optional",
+        "--no-audit",
+        "--no-fund",
+        "--prefix",
+        str(ENGINE),
+    ]
+    session.run(*npm_engine, external=True)
 
 
 # python=None: the interpreter that runs nox (3.11+), so Ubuntu's 3.12 works as Debian's 3.11.

@@ -1,6 +1,6 @@
 """Operator verbs for ollama-farm (`invoke --list`).
 
-Each task is generated from its service's settings class (`farm.settings.tasks`): the options,
+Each task is generated from its service's settings class (`farm.common.tasks`): the options,
 their help and which ones repeat are the service's declarations, and the task runs
 `python -m <service>` with those options as an argv list, in the foreground, in its own
 process group (Ctrl-C and SIGTERM reach the whole tree; nothing is left behind).
@@ -18,9 +18,9 @@ from invoke.tasks import task
 
 from bench.settings import BenchSettings, DemoSettings, ReportSettings
 from farm.common.foreground import run_foreground
+from farm.common.tasks import service_task
 from farm.gpu.settings import GpuSetupSettings
 from farm.launch.settings import DownSettings, LogsSettings, StatusSettings, UpSettings
-from farm.settings.tasks import service_task
 from farm.sim.settings import SimSettings
 from farm.webdemo.settings import SiteSettings
 from relay.localnode.settings import LocalNodeSettings
@@ -30,7 +30,7 @@ sim = service_task(
     SimSettings,
     "farm.sim",
     name="sim",
-    doc="Run the Ollama simulator (a synthetic, model-free backend).",
+    doc="Run the Ollama simulator (synthetic, or real weights with --engine llamacpp).",
 )
 gpu_setup = service_task(
     GpuSetupSettings,
@@ -104,10 +104,13 @@ def _run(argv: list[str]) -> None:
 
 @task
 def setup(c: Context) -> None:
-    """Install the pinned Node packages of the NKN bridge (`npm ci`, exactly the lock file)."""
+    """Install the pinned Node packages of the NKN bridge and of the llama.cpp engine (`npm ci`)."""
     if shutil.which("npm") is None:
         raise Exit("npm not found: install Node.js >= 18 and npm (e.g. apt-get install nodejs npm)")
     _run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", "relay/bridge"])
+    # `--omit=optional`: the prebuilt CPU binary only, not every CUDA build (about 650 MB more).
+    engine = "farm/sim/engines/llamacpp"
+    _run(["npm", "ci", "--omit=optional", "--no-audit", "--no-fund", "--prefix", engine])
 
 
 @task(help={"args": 'pytest flags, quoted (e.g. "-k proxy -x"); or give them after `--`'})

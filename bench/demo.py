@@ -1,9 +1,11 @@
 """The demo: a whole farm on this machine, benchmarked over every path, then torn down.
 
-`run_demo` starts the farm launcher (`python -m farm up --mode sim` by default: the synthetic
-Ollama simulator, labelled as such), the local NKN test node, and the relay on that node in
-front of the farm's proxy; then it benchmarks direct, proxy and NKN on the same prompts and
-returns the report. Every process it started is stopped on the way out — also on Ctrl-C.
+`run_demo` starts the farm launcher (`python -m farm up --mode engine` by default: real
+weights, Gemma 3 270M base on the simulator's llama.cpp engine, on the CPU; `--mode sim` for
+the synthetic simulator, labelled as such), the local NKN test node, and the relay on that
+node in front of the farm's proxy; then it benchmarks direct, proxy and NKN on the same
+prompts and returns the report. Every process it started is stopped on the way out — also on
+Ctrl-C.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -29,12 +32,20 @@ from bench.settings import BenchSettings, DemoSettings
 from farm.common.net import free_port
 from farm.launch.settings import UpSettings
 from farm.settings import child_env, to_argv
+from farm.sim.engines.llamacpp.listing import MODEL_NAME as ENGINE_MODEL
 from relay.localnode.child import LocalNode
 from relay.settings import RelaySettings
 
 log = logging.getLogger(__name__)
 _RELAY_READY = re.compile(r"NKN ready: (\S+)")
 READY_TIMEOUT_S = 90.0
+# The real engine on 2 CPU cores: sequences of 2048 tokens hold the longest bench prompt,
+# short prompts keep a newcomer's first TTFT about a second, and 24-token answers let every
+# one of 9 streams finish a few requests in a 15 s window (a few tokens/s each, all paths
+# sharing the 2 cores).
+ENGINE_CTX = 2048
+ENGINE_PROMPTS = "short"
+ENGINE_MAX_TOKENS = 24
 
 
 def _stop(proc: subprocess.Popen[bytes], name: str) -> None:
@@ -95,17 +106,30 @@ def _wait_relay(log_path: Path, proc: subprocess.Popen[bytes], timeout_s: float)
     raise TargetError(f"the relay did not join the local NKN node within {timeout_s:.0f}s")
 
 
+def on_engine(mode: str) -> bool:
+    """Whether the farm runs the real engine (`--mode engine`)."""
+    return mode == "engine"
+
+
+def demo_model(plan: DemoSettings) -> str:
+    """The model served: the engine's own one in engine mode, else the chosen one."""
+    return ENGINE_MODEL if on_engine(plan.mode) else str(plan.model)
+
+
 def farm_settings(plan: DemoSettings, work: Path) -> UpSettings:
     """The farm the demo starts: one backend with a slot per stream, on loopback ports."""
-    return UpSettings(
-        mode=plan.mode,
-        model=plan.model,
-        num_parallel=plan.streams,
-        front_port=free_port(),
-        back_port=free_port(),
-        host="127.0.0.1",
-        state_dir=work / "farm",
-    )
+    values: dict[str, Any] = {
+        "mode": plan.mode,
+        "model": demo_model(plan),
+        "num_parallel": plan.streams,
+        "front_port": free_port(),
+        "back_port": free_port(),
+        "host": "127.0.0.1",
+        "state_dir": work / "farm",
+    }
+    if on_engine(plan.mode):
+        values["ctx"] = ENGINE_CTX
+    return UpSettings(**values)
 
 
 def relay_settings(work: Path, rpc_url: str, proxy_url: str, streams: int) -> RelaySettings:
@@ -160,8 +184,8 @@ def run_demo(
             relay_address=address,
             nkn_rpc=node.rpc_url,
             duration=plan.duration,
-            prompts="mixed",
-            max_tokens=64,
+            prompts=ENGINE_PROMPTS if on_engine(plan.mode) else "mixed",
+            max_tokens=ENGINE_MAX_TOKENS if on_engine(plan.mode) else 64,
             out=plan.out,
         )
         report = run_bench(config, environ=environ, on_progress=on_progress)

@@ -2,8 +2,8 @@
 
 `NGINX_CONF` is nginx configured as a streaming proxy should be (no proxy or request buffering,
 no gzip, keep-alive upstream connections); `nginx_proxy` runs it in a temporary prefix in
-front of a backend port. nginx comes from Debian (`nginx-light`) when it is missing and the
-process runs as root with apt (`find_nginx`).
+front of a backend port. nginx comes from Debian (`nginx-light`, or `nginx` where the release
+has no light build) when it is missing and the process runs as root with apt (`find_nginx`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from farm.common.net import free_port
@@ -59,9 +60,17 @@ http {{
 """
 
 
+@dataclass(frozen=True, slots=True)
+class RunningNginx:
+    """A started nginx: its URL and its master's pid (workers are its children)."""
+
+    url: str
+    pid: int
+
+
 def find_nginx(install: bool, environ: Mapping[str, str]) -> str | None:
-    """The nginx binary, installing Debian's `nginx-light` first when allowed and missing
-    (apt-get runs with `environ`)."""
+    """The nginx binary, installing it from Debian first when allowed and missing (apt-get
+    runs with `environ`): `nginx-light` where the release has it (bookworm), else `nginx`."""
     found = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
     )
@@ -69,17 +78,20 @@ def find_nginx(install: bool, environ: Mapping[str, str]) -> str | None:
         return found
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return None
-    log.info("installing nginx-light from Debian's packages (setup step)")
+    log.info("installing nginx from Debian's packages (setup step)")
     env = {**environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "nginx-light"]):
-        if subprocess.run(argv, env=env, capture_output=True).returncode != 0:
-            return None
-    return shutil.which("nginx") or "/usr/sbin/nginx"
+    if subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True).returncode:
+        return None
+    for package in ("nginx-light", "nginx"):
+        argv = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]
+        if subprocess.run(argv, env=env, capture_output=True).returncode == 0:
+            return shutil.which("nginx") or "/usr/sbin/nginx"
+    return None
 
 
 @contextmanager
-def nginx_proxy(binary: str, backend_port: int) -> Iterator[str]:
-    """Run nginx with the zero-buffering config in a temp prefix; yields its URL."""
+def nginx_proxy(binary: str, backend_port: int) -> Iterator[RunningNginx]:
+    """Run nginx with the zero-buffering config in a temp prefix until the block ends."""
     with tempfile.TemporaryDirectory(prefix="farm-bench-nginx-") as tmp:
         port = free_port()
         user = "user root;" if os.geteuid() == 0 else ""
@@ -88,7 +100,7 @@ def nginx_proxy(binary: str, backend_port: int) -> Iterator[str]:
         proc = subprocess.Popen([binary, "-p", tmp, "-c", str(conf)], stderr=subprocess.PIPE)
         try:
             _wait_http(f"http://127.0.0.1:{port}/api/version", proc)
-            yield f"http://127.0.0.1:{port}"
+            yield RunningNginx(f"http://127.0.0.1:{port}", proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=10)

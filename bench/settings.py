@@ -238,8 +238,14 @@ class DemoSettings(ServiceSettings):
     prog = "python -m bench demo"
     summary = "Farm + local NKN relay + benchmark of every path, then tear down."
 
-    mode: Literal["sim", "docker", "local"] = setting("sim", help="farm backend")
-    model: str = setting("gemma3:4b", help="model to serve")
+    mode: Literal["engine", "sim", "docker", "local"] = setting(
+        "engine",
+        help="farm backend: engine (real weights: Gemma 3 270M base on llama.cpp, CPU), "
+        "sim (synthetic), docker or local (a real Ollama)",
+    )
+    model: str = setting(
+        "gemma3:4b", help="model to serve (sim/docker/local; engine serves gemma3-270m-base:q4_k_m)"
+    )
     streams: int = setting(9, help="concurrent streams per path", ge=1)
     duration: float = setting(
         15.0, help="measuring time per path, e.g. 15s", metavar="TIME", allow_inf_nan=False

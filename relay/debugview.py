@@ -10,7 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from relay.server import DmEvent
+from relay.outlet import DmEvent
 
 ROWS = 24
 

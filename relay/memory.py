@@ -5,7 +5,8 @@ Messages go straight into the destination's queue, in order, unless a test insta
 may deliver out of order). Every sent DM is logged so tests can count DMs and bytes.
 `hold(address)` stalls one sender's link, like a saturated NKN bridge: its DMs are logged as
 sent but neither delivered nor confirmed (their `Sending` futures stay pending) until
-`release(address)`.
+`release(address)`. A DM sent with `ack` is acknowledged when it reaches an inbox, as an
+nkn-sdk receiver would; one for an address that left (a vanished peer) never is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
-from relay.transport import Incoming, Sending
+from relay.transport import Acked, Incoming, Sending
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class MemoryNetwork:
     deliver: DeliverHook | None = None
     sent: list[SentDm] = field(default_factory=list)
     _inboxes: dict[str, asyncio.Queue[Incoming | None]] = field(default_factory=dict)
-    _held: dict[str, list[tuple[str, str, Sending]]] = field(default_factory=dict)
+    _held: dict[str, list[tuple[str, str, Sending, Acked | None]]] = field(default_factory=dict)
 
     def transport(self, name: str) -> MemoryTransport:
         """A transport whose address is `name.<64 hex>` (derived from the name)."""
@@ -63,21 +64,27 @@ class MemoryNetwork:
 
     def release(self, src: str) -> None:
         """Deliver what `src` sent while held, in order, and confirm it; unstall the link."""
-        for dest, payload, sending in self._held.pop(src, []):
-            self._deliver(src, dest, payload)
+        for dest, payload, sending, ack in self._held.pop(src, []):
+            self._deliver(src, dest, payload, ack)
             sending.set_result(None)
 
-    def _route(self, src: str, dest: str, payload: str) -> Sending | None:
+    def held_b(self, src: str) -> int:
+        """Bytes (UTF-8) of the DMs `src`'s stalled link holds right now."""
+        return sum(len(payload.encode()) for _, payload, _, _ in self._held.get(src, []))
+
+    def _route(self, src: str, dest: str, payload: str, ack: Acked | None) -> Sending | None:
         self.sent.append(SentDm(src, dest, payload))
         held = self._held.get(src)
         if held is None:
-            self._deliver(src, dest, payload)
+            self._deliver(src, dest, payload, ack)
             return None
         sending: Sending = asyncio.get_running_loop().create_future()
-        held.append((dest, payload, sending))
+        held.append((dest, payload, sending, ack))
         return sending
 
-    def _deliver(self, src: str, dest: str, payload: str) -> None:
+    def _deliver(self, src: str, dest: str, payload: str, ack: Acked | None) -> None:
+        if ack is not None and dest in self._inboxes and not ack.done():
+            ack.set_result(True)
         payloads = [payload] if self.deliver is None else list(self.deliver(src, dest, payload))
         self.inject(src, dest, payloads)
 
@@ -114,14 +121,15 @@ class MemoryTransport:
         self._inbox = self._network._register(self._address)
         return self._address
 
-    async def send(self, dest: str, payload: str) -> Sending | None:
+    async def send(self, dest: str, payload: str, *, ack: Acked | None = None) -> Sending | None:
         """Deliver a DM (fire and forget: unknown destinations drop it, as NKN would).
 
         Returns a pending `Sending` while the network holds this sender's link, else None.
+        `ack` completes when the DM reaches its destination's inbox.
         """
         if self._inbox is None:
             raise RuntimeError("transport not started")
-        return self._network._route(self._address, dest, payload)
+        return self._network._route(self._address, dest, payload, ack)
 
     async def incoming(self) -> AsyncIterator[Incoming]:
         """DMs for this address until `close()`."""

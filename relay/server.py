@@ -5,6 +5,8 @@ peer and request policy), `relay.cancel` → the running session closes its upst
 `RELAY_WORKERS` requests run at once; up to `RELAY_QUEUE` more wait; beyond that, or beyond a
 peer's own limit, the answer is `busy` at once. Malformed DMs get an error reply when their id
 can be read and are otherwise logged and dropped: one bad message never stops the relay.
+Frames leave through the `Outlet` (back-pressure, ACK requests); a peer it reports silent has
+every request of its own stopped, which closes their upstreams.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 
 import httpx
 
@@ -31,27 +32,16 @@ from relay.frames import (
     Ping,
     Pong,
     decode,
-    encode,
 )
+from relay.outlet import DmEvent, Observer, Outlet
 from relay.policy import Policy
 from relay.session import Session, refusal, refusal_for
 from relay.settings import RelaySettings
 from relay.transport import Incoming, Sending, Transport
 
+__all__ = ["DmEvent", "Observer", "RelayServer", "serve_over"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class DmEvent:
-    """One DM seen by the relay, for observers such as the `--debug` view."""
-
-    direction: str  # "in" or "out"
-    peer: str
-    payload: str
-    monotonic_s: float
-
-
-Observer = Callable[[DmEvent], None]
 
 
 class RelayServer:
@@ -70,18 +60,26 @@ class RelayServer:
         self._transport = transport
         self._policy = Policy(config)
         self._clients = clients
-        self._observer = observer
+        self._outlet = Outlet(config, transport, self._peer_silent, observer)
         self._slots = asyncio.Semaphore(config.workers)
         self._admitted = 0
         self._per_peer: Counter[str] = Counter()
         self._sessions: dict[tuple[str, Id], Session] = {}
-        self.dms_sent = 0
         self.dms_received = 0
 
     @property
     def in_flight(self) -> int:
         """Requests running or queued right now."""
         return self._admitted
+
+    @property
+    def dms_sent(self) -> int:
+        """DMs handed to the transport so far."""
+        return self._outlet.dms_sent
+
+    def unsent_b(self, peer: str | None = None) -> int:
+        """Bytes of DMs to `peer` (None: to anyone) the transport has not sent yet."""
+        return self._outlet.backlog.unsent_b(peer)
 
     async def serve(self) -> None:
         """Handle DMs until the transport stops delivering or this task is cancelled."""
@@ -94,6 +92,7 @@ class RelayServer:
                     )
                     for verify in (True, False)
                 }
+            stack.callback(self._outlet.close)
             async with asyncio.TaskGroup() as group:
                 async for message in self._transport.incoming():
                     try:
@@ -104,7 +103,7 @@ class RelayServer:
 
     def _dispatch(self, message: Incoming, group: asyncio.TaskGroup) -> None:
         self.dms_received += 1
-        self._observe("in", message.src, message.payload)
+        self._outlet.observe("in", message.src, message.payload)
         try:
             frame = decode(message.payload)
         except FrameError as exc:
@@ -148,6 +147,16 @@ class RelayServer:
             return
         session.cancel()
 
+    def _peer_silent(self, peer: str, reason: str) -> None:
+        """The outlet lost `peer`: stop its requests so their upstreams close at once."""
+        sessions = [s for (src, _), s in self._sessions.items() if src == peer]
+        if sessions:
+            log.warning(
+                "peer %s unreachable (%s): aborting %d request(s)", peer, reason, len(sessions)
+            )
+        for session in sessions:
+            session.stop(f"peer unreachable: {reason}")
+
     def _admit(self, src: str, request: HttpRequest, group: asyncio.TaskGroup) -> None:
         key = (src, request.id)
         cfg = self._config
@@ -168,7 +177,7 @@ class RelayServer:
                     request,
                     target,
                     self._clients[target.verify],
-                    lambda frame: self._send(src, frame),
+                    self._outlet.link(src),
                     cfg,
                 )
                 self._sessions[key] = session
@@ -218,22 +227,8 @@ class RelayServer:
         return False
 
     async def _send(self, dest: str, frame: Frame) -> Sending | None:
-        """Hand one frame to the transport; what it returns tells the session about backlog."""
-        payload = encode(frame)
-        self._observe("out", dest, payload)
-        try:
-            sending = await self._transport.send(dest, payload)
-        except Exception:
-            # Per-message boundary: transports raise their own errors (bridge down, NKN refusal);
-            # the session goes on and the peer sees a gap it can report.
-            log.exception("could not send %s to %s", type(frame).__name__, dest)
-            return None
-        self.dms_sent += 1
-        return sending
-
-    def _observe(self, direction: str, peer: str, payload: str) -> None:
-        if self._observer is not None:
-            self._observer(DmEvent(direction, peer, payload, time.monotonic()))
+        """Send a reply outside any session (pong, info, a refusal)."""
+        return await self._outlet.reply(dest, frame)
 
 
 async def serve_over(

@@ -6,6 +6,11 @@ cancellation). Other requests get one `relay.response` with `json` or `body_b64`
 
 Batching adapts to the transport: while the session's last frame still waits in the transport,
 due lines are held and coalesced (up to the batch caps) and go out as soon as it has left.
+
+Back-pressure: content frames are paced by the peer's backlog (`relay.outlet.PeerLink`), and
+the upstream body is read at most `READ_AHEAD_CHUNKS` chunks ahead of what the session has
+framed. A peer that does not keep up therefore stops the upstream read; one that stops
+acknowledging is `stop()`ped, which closes the upstream and frees its Ollama slot.
 """
 
 from __future__ import annotations
@@ -15,9 +20,8 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 import httpx
 
@@ -40,8 +44,24 @@ from relay.upstream import Body, Cancelled, Chunk, Eof, Event, Fail, Head, build
 
 log = logging.getLogger(__name__)
 
-#: Sends one frame to the peer; may return the transport's `Sending` future for it.
-Send = Callable[[Frame], Awaitable[Sending | None]]
+#: Upstream chunks read but not yet framed, at most: what a stalled peer leaves in memory here.
+READ_AHEAD_CHUNKS = 2
+
+
+class Link(Protocol):
+    """How a session reaches its peer (`relay.outlet.PeerLink`)."""
+
+    async def send(self, frame: Frame, *, paced: bool = False) -> Sending | None:
+        """Send a frame; `paced` ones wait for room and are dropped once the link stops.
+
+        Returns the transport's `Sending`, None if the frame already left, or a cancelled
+        future if it was dropped.
+        """
+        ...
+
+    def stop(self) -> None:
+        """Wake and drop a paced send that waits; later paced sends are dropped too."""
+        ...
 
 
 def now_ms() -> int:
@@ -58,31 +78,41 @@ SessionEvent: TypeAlias = Event | Drained
 
 
 class Session:
-    """Runs one relay.http request; `cancel()` closes its upstream and ends it as cancelled."""
+    """Runs one relay.http request; `stop()` closes its upstream and ends it with an error."""
 
     def __init__(
         self,
         request: HttpRequest,
         target: Target,
         client: httpx.AsyncClient,
-        send: Send,
+        link: Link,
         config: RelaySettings,
     ) -> None:
         """Prepare the session; nothing happens until `run()`."""
         self.request = request
         self._target = target
         self._client = client
-        self._send = send
+        self._link = link
         self._config = config
         self._events: asyncio.Queue[SessionEvent] = asyncio.Queue()
+        self._credit = asyncio.Semaphore(READ_AHEAD_CHUNKS)
         self._last_sent = time.monotonic()
         self._unsent: Sending | None = None  # the last frame, while it waits in the transport
         self.cancelled = asyncio.Event()
+        self._stop_error: str | None = None
 
     def cancel(self) -> None:
         """Ask the session to stop (peer sent relay.cancel)."""
+        self.stop("cancelled")
+
+    def stop(self, error: str) -> None:
+        """End the request with `error`: close its upstream, drop frames not sent yet."""
+        if self._stop_error is not None:
+            return
+        self._stop_error = error
         self.cancelled.set()
-        self._events.put_nowait(Cancelled())
+        self._link.stop()
+        self._events.put_nowait(Cancelled(error))
 
     async def run(self) -> None:
         """Perform the request and send every frame; returns after the last one was sent."""
@@ -102,6 +132,7 @@ class Session:
                         self._events.put_nowait,
                         stream=spec.stream,
                         max_body_b=self._config.max_body_b,
+                        gate=self._credit.acquire,
                     )
                 )
         try:
@@ -122,13 +153,15 @@ class Session:
             if isinstance(event, Head):
                 head = event
             elif isinstance(event, Body) and head is not None:
-                await self._send(self._whole(head, event))
+                sending = await self._link.send(self._whole(head, event), paced=True)
+                if sending is not None and sending.cancelled():
+                    continue  # stopped while waiting for room: its Cancelled comes next
                 return
             elif isinstance(event, Fail):
-                await self._send(refusal(self.request.id, event.error, event.status))
+                await self._link.send(refusal(self.request.id, event.error, event.status))
                 return
             elif isinstance(event, Cancelled):
-                await self._send(refusal(self.request.id, "cancelled", 499))
+                await self._link.send(refusal(self.request.id, event.error, 499))
                 return
 
     def _whole(self, head: Head, body: Body) -> Response:
@@ -193,10 +226,12 @@ class Session:
                     lines = splitter.feed(event.data)
                 elif isinstance(event, Eof):
                     lines = splitter.finish()
-                else:
-                    error = event.error if isinstance(event, Fail) else "cancelled"
+                elif isinstance(event, Fail | Cancelled):
+                    error = event.error
                     ok = False
                     break
+                else:
+                    continue  # a whole Body: only non-stream requests get one
                 for line in lines:
                     if not line.truncated:
                         flags.inspect(line.text)
@@ -206,8 +241,10 @@ class Session:
                         await self._emit(frame)
                 if isinstance(event, Eof):
                     break
+                self._credit.release()  # framed: the pump may read one more chunk
         except asyncio.CancelledError:
             error, ok = "relay stopped", False
+            self._link.stop()  # no waiting for room while the relay stops
             raise
         finally:
             pending = batcher.flush()
@@ -225,13 +262,16 @@ class Session:
                 error=error,
                 t_ms=int((time.monotonic() - started) * 1000),
             )
-            await self._emit(end)
+            await self._emit(end, paced=False)
 
     async def _next_event(self, batcher: Batcher) -> SessionEvent | None:
         """The next event, or None after sending a due batch or keepalive.
 
         While the last frame waits in the transport, a due batch waits for `Drained` instead.
+        Once the session is stopped, that is all it hears.
         """
+        if self._stop_error is not None:
+            return Cancelled(self._stop_error)
         keepalive_at = self._last_sent + self._config.keepalive_s
         flush_at = None if self._unsent is not None else batcher.deadline
         wake = keepalive_at if flush_at is None else min(flush_at, keepalive_at)
@@ -243,7 +283,11 @@ class Session:
         if flush_at is not None and batcher.due(now):
             await self._emit_pending(batcher)
         elif now >= keepalive_at:
-            await self._emit(Keepalive(self.request.id, now_ms()))
+            if self._unsent is None:
+                await self._emit(Keepalive(self.request.id, now_ms()), paced=False)
+            else:
+                # A keepalive queued behind a frame that has not left tells the peer nothing.
+                self._last_sent = now
         return None
 
     async def _emit_pending(self, batcher: Batcher) -> None:
@@ -251,9 +295,10 @@ class Session:
         if frame is not None:
             await self._emit(frame)
 
-    async def _emit(self, frame: Frame) -> None:
+    async def _emit(self, frame: Frame, *, paced: bool = True) -> None:
+        """Send a frame; content frames (`paced`) first wait for room in the peer's backlog."""
+        sending = await self._link.send(frame, paced=paced)
         self._last_sent = time.monotonic()
-        sending = await self._send(frame)
         if sending is None or sending.done():
             self._unsent = None
             return

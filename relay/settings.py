@@ -154,6 +154,22 @@ class RelaySettings(ServiceSettings):
         3_500_000, help="no DM the relay sends is bigger, bytes", env="RELAY_MAX_DM_B",
         ge=4096, le=MAX_DM_B_LIMIT,
     )  # fmt: skip
+    # -- a peer that does not keep up, or is gone ----------------------------------------------
+    peer_unsent_b: int = setting(
+        4_194_304,
+        help="a peer's DMs not sent yet, at most: past this its upstream is not read, bytes",
+        env="RELAY_PEER_UNSENT_B", ge=4096, le=2**40,
+    )  # fmt: skip
+    unsent_b: int = setting(
+        67_108_864,
+        help="DMs not sent yet to all peers together, at most (as --peer-unsent-b), bytes",
+        env="RELAY_UNSENT_B", ge=4096, le=2**40,
+    )  # fmt: skip
+    ack_timeout_s: float = setting(
+        10.0,
+        help="a peer whose delivery ACK is this late is gone: its requests are aborted, s",
+        env="RELAY_ACK_TIMEOUT_S", ge=0.05, le=3600.0,
+    )  # fmt: skip
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -204,6 +220,21 @@ class RelaySettings(ServiceSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _backlog_caps(self) -> RelaySettings:
+        # One peer must have room for the biggest DM, and all peers for one peer's share.
+        if self.peer_unsent_b < self.max_dm_b:
+            raise ValueError(
+                f"RELAY_PEER_UNSENT_B (--peer-unsent-b) {self.peer_unsent_b}: at least "
+                f"RELAY_MAX_DM_B (--max-dm-b) {self.max_dm_b}, so one DM fits"
+            )
+        if self.unsent_b < self.peer_unsent_b:
+            raise ValueError(
+                f"RELAY_UNSENT_B (--unsent-b) {self.unsent_b}: at least "
+                f"RELAY_PEER_UNSENT_B (--peer-unsent-b) {self.peer_unsent_b}"
+            )
+        return self
+
     @property
     def per_peer_limit(self) -> int:
         """Requests one peer may have running or queued at once.
@@ -238,6 +269,9 @@ class RelaySettings(ServiceSettings):
             num_subclients=self.num_subclients or default_num_subclients(rpc),
             rpc_server_addrs=rpc,
             environ=environ,
+            # The relay keeps its paced frames under --unsent-b; the rest (ends, replies) is
+            # small, so the bridge's own bound only guards against a bug or a flood.
+            queue_limit_b=2 * self.unsent_b,
         )
 
 

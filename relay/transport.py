@@ -15,6 +15,11 @@ from typing import Protocol, TypeAlias
 #: A DM the transport accepted but has not handed to the network yet: done once it has (or once
 #: the transport gave up on it). Senders use it as backpressure, e.g. to coalesce lines.
 Sending: TypeAlias = asyncio.Future[None]
+#: The destination's delivery ACK for one DM (nkn-sdk receivers send one unless told not to):
+#: True once it came, False once the network says it never will (the send failed for good, or
+#: the SDK stopped waiting). Cancelled when the transport lost track of it (a restarted NKN
+#: bridge); it may also never complete, so whoever asks for it keeps their own deadline.
+Acked: TypeAlias = asyncio.Future[bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +42,12 @@ class Transport(Protocol):
         """Connect; return the address once the network has accepted this client."""
         ...
 
-    async def send(self, dest: str, payload: str) -> Sending | None:
+    async def send(self, dest: str, payload: str, *, ack: Acked | None = None) -> Sending | None:
         """Send one direct message without waiting for a reply (fire and forget).
 
         Returns at once. A transport that queues may return a `Sending` future that completes
-        when the DM has left; None means it already has.
+        when the DM has left; None means it already has. With `ack`, this DM asks the
+        destination for its delivery ACK and the transport completes `ack` (see `Acked`).
         """
         ...
 

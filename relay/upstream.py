@@ -3,14 +3,16 @@
 A pump task owns the httpx response (`try/finally`), so cancelling the task closes the upstream
 connection at once and the Ollama slot behind the proxy frees. It reports `Head`, then either
 `Chunk`s and `Eof` (streaming) or one `Body` (capped), or a `Fail`; foreign httpx errors are
-translated here, at the boundary, into the relay's wire error texts.
+translated here, at the boundary, into the relay's wire error texts. A streamed body is read
+one chunk at a time when the caller's `gate` opens, so a consumer that cannot keep up stops
+the reading, and TCP then stops the upstream's writing.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -66,7 +68,9 @@ class Fail:
 
 @dataclass(frozen=True, slots=True)
 class Cancelled:
-    """The peer sent `relay.cancel` (or the relay is stopping)."""
+    """The request was stopped: the peer sent `relay.cancel`, or stopped acknowledging."""
+
+    error: str = "cancelled"
 
 
 Event: TypeAlias = Head | Chunk | Eof | Body | Fail | Cancelled
@@ -113,14 +117,25 @@ async def pump(
     *,
     stream: bool,
     max_body_b: int,
+    gate: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
-    """Perform the call and `report` it as events; never raises except on cancellation."""
+    """Perform the call and `report` it as events; never raises except on cancellation.
+
+    When streaming, each chunk is read only after `await gate()` returned.
+    """
     try:
         response = await client.send(request, stream=True)
         try:
             report(Head(response.status_code, response_headers(response.headers)))
             if stream:
-                async for data in response.aiter_bytes():
+                chunks = response.aiter_bytes()
+                while True:
+                    if gate is not None:
+                        await gate()
+                    try:
+                        data = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
                     report(Chunk(data))
                 report(Eof())
             else:

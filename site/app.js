@@ -365,6 +365,10 @@ async function init() {
   // The server asked the proxy's /_health whether the backend is the project's simulator: say
   // so, so that nobody takes its numbers for a real model's.
   $("synthetic").hidden = cfg.synthetic !== true;
+  if (cfg.engine && cfg.synthetic !== true) {
+    $("engine").textContent = `engine: ${cfg.engine}`;
+    $("engine").hidden = false;
+  }
   ui.form.addEventListener("submit", onSubmit);
   ui.stop.addEventListener("click", stopRun);
   ui.refresh.addEventListener("click", listModels);

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class BackendRecord:
     """How to find a running backend again: its kind, URL and whichever handle applies."""
 
-    kind: str  # "container" | "process" | "sim" | "external"
+    kind: str  # "container" | "process" | "sim" | "engine" | "external"
     url: str
     name: str
     pid: int | None = None

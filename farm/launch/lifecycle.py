@@ -29,6 +29,7 @@ from farm.launch.process import local_backend, sim_backend
 from farm.launch.proxy_process import probe_url, spawn_proxy, wait_proxy
 from farm.launch.settings import UpSettings
 from farm.launch.warmup import warm_up
+from farm.sim.engines.llamacpp.engine import LABEL as ENGINE_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ def build_backends(
 def _announce(config: UpSettings, plan: Plan) -> None:
     if plan.mode == "sim":
         log.warning("mode sim: the backend is the Ollama SIMULATOR (synthetic, no model)")
+    if plan.mode == "engine":
+        log.warning("mode engine: the backend is the simulator's engine: %s", ENGINE_LABEL)
     if config.replicas > 1:
         log.warning(
             "--replicas %d: each replica loads its own copy of the weights (%dx the memory)",
@@ -239,7 +242,9 @@ def down(state_dir: Path) -> list[str]:
     if children.stop_recorded(record.proxy_pid, record.proxy_create_time):
         stopped.append(f"proxy (pid {record.proxy_pid})")
     for b in reversed(record.backends):
-        if b.kind in ("process", "sim") and children.stop_recorded(b.pid, b.pid_create_time):
+        if b.kind in ("process", "sim", "engine") and children.stop_recorded(
+            b.pid, b.pid_create_time
+        ):
             stopped.append(f"{b.kind} backend {b.url} (pid {b.pid})")
         elif b.kind == "container" and b.container_id:
             client = container.connect(b.docker_host)

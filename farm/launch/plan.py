@@ -18,6 +18,9 @@ from farm.launch.errors import PreflightError, StateError
 from farm.launch.models_dir import ModelsDir
 from farm.launch.process import OLLAMA_BIN
 from farm.launch.settings import UpSettings
+from farm.sim.engines.llamacpp.listing import MODEL_NAME as ENGINE_MODEL
+from farm.sim.engines.llamacpp.process import check_installed
+from farm.sim.errors import EngineUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +29,7 @@ log = logging.getLogger(__name__)
 class Plan:
     """What `up` will do: the resolved mode and, for docker/local, the models dir."""
 
-    mode: str  # docker | local | sim | external
+    mode: str  # docker | local | sim | engine | external
     models: ModelsDir | None
 
 
@@ -51,7 +54,7 @@ def resolve_mode(config: UpSettings, path: str | None) -> str:
 
 def _check_ports(config: UpSettings, mode: str) -> None:
     ports.ensure_free(config.host, config.front_port, "--front-port")
-    if mode in ("docker", "local", "sim"):
+    if mode in ("docker", "local", "sim", "engine"):
         for port in config.back_ports:
             ports.ensure_free(config.back_host, port, "--back-port")
 
@@ -64,6 +67,19 @@ def _refuse_live_farm(state_dir: Path) -> None:
         )
 
 
+def _check_engine(config: UpSettings) -> None:
+    """`--mode engine` serves the engine's one real model, and needs Node and its packages."""
+    if config.model.lower() != ENGINE_MODEL:
+        raise PreflightError(
+            f"--mode engine serves {ENGINE_MODEL} (Gemma 3 270M base on llama.cpp): "
+            f"pass --model {ENGINE_MODEL}"
+        )
+    try:
+        check_installed()
+    except EngineUnavailable as exc:
+        raise PreflightError(f"--mode engine: {exc}") from exc
+
+
 def preflight(config: UpSettings, base_env: Mapping[str, str], cwd: Path) -> Plan:
     """Validate the host for `config`, with the launcher's environment `base_env` (PATH finds
     `ollama`, HOME its models); raises a FarmError naming the first problem."""
@@ -74,6 +90,8 @@ def preflight(config: UpSettings, base_env: Mapping[str, str], cwd: Path) -> Pla
         raise PreflightError(
             "--mode local: no `ollama` binary on PATH; install Ollama or use --mode docker/sim"
         )
+    if mode == "engine":
+        _check_engine(config)
     _check_ports(config, mode)
     models = None
     if mode in ("docker", "local") or config.models_dir is not None:

@@ -1,9 +1,9 @@
-"""Backends that are local processes: `ollama serve` (local mode) and the simulator (sim mode).
+"""Local process backends: `ollama serve` (local), the simulator (sim) and its real engine (engine).
 
 Both get the environment Ollama reads at start-up (OLLAMA_HOST, OLLAMA_NUM_PARALLEL, ...), so
 the simulator is configured exactly as a real server would be; the simulator also gets the same
 values as flags (its own settings, rendered by `to_argv`) and is labelled synthetic everywhere it
-is reported.
+is reported; in engine mode it runs `--engine llamacpp` (real weights, CPU) and says so.
 """
 
 from __future__ import annotations
@@ -115,6 +115,8 @@ def sim_settings(config: UpSettings, port: int) -> SimSettings:
         "keep_alive": config.keepalive,  # the simulator reads Go durations as Ollama does
         "context_length": config.ctx,
     }
+    if config.mode == "engine":
+        values["engine"] = "llamacpp"
     if config.max_queue is not None:
         values["max_queue"] = config.max_queue
     try:
@@ -131,6 +133,7 @@ def sim_backend(
     env = service_env(base_env, settings)
     env.update(ollama_env(config, config.back_host, port))
     argv = [sys.executable, "-m", "farm.sim", *to_argv(settings)]
-    name = f"{config.name}-sim-{index}"
+    kind = "engine" if config.mode == "engine" else "sim"
+    name = f"{config.name}-{kind}-{index}"
     child = Child(argv, env, log_dir / f"{name}.log")
-    return ProcessBackend("sim", name, child, config.back_host, port)
+    return ProcessBackend(kind, name, child, config.back_host, port)

@@ -19,7 +19,7 @@ from farm.launch.model_name import validate_model_name
 from farm.proxy.settings import normalise_backend_url
 from farm.settings import ServiceSettings, setting
 
-Mode = Literal["auto", "docker", "local", "sim"]
+Mode = Literal["auto", "docker", "local", "sim", "engine"]
 DEFAULT_IMAGE = "ollama/ollama:latest"
 
 # OLLAMA_KEEP_ALIVE accepts a Go duration ("90s", "1h30m", "-1m") or integer seconds.
@@ -77,7 +77,9 @@ class UpSettings(FarmStateSettings):
     host: str = setting("0.0.0.0", help="proxy bind address")
     back_host: str = setting("127.0.0.1", help="where the back port is published")
     mode: Mode = setting(
-        "auto", help="docker, local `ollama serve`, the simulator, or auto (docker, else local)"
+        "auto",
+        help="docker, local `ollama serve`, the simulator (sim: synthetic; engine: real weights "
+        "on its llama.cpp engine, CPU), or auto (docker, else local)",
     )
     models_dir: Path | None = setting(
         None, help="model cache dir (auto-detected from OLLAMA_MODELS and Ollama's homes)"

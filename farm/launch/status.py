@@ -14,6 +14,7 @@ import httpx
 
 from farm.launch import children
 from farm.launch.state import FarmState
+from farm.sim.engines.llamacpp.engine import LABEL as ENGINE_LABEL
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,10 @@ def collect(record: FarmState) -> FarmStatus:
 def render(status: FarmStatus) -> list[str]:
     """Human-readable lines for `invoke status`."""
     rec = status.state
-    label = " (SIMULATOR: synthetic)" if rec.mode == "sim" else ""
+    label = {
+        "sim": " (SIMULATOR: synthetic)",
+        "engine": f" (engine: {ENGINE_LABEL})",
+    }.get(rec.mode, "")
     proxy = "ready" if status.proxy_ready else ("not ready" if status.proxy_alive else "down")
     flight = "?" if status.in_flight is None else str(status.in_flight)
     lines = [

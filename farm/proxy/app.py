@@ -1,7 +1,8 @@
 """`create_app(settings)`: the proxy's ASGI application, its lifespan and its top-level routing.
 
-`/api/*`, `/v1/*` and `/` go to the raw ASGI `Forwarder` (the hot path); everything else to
-the FastAPI control app. CORS, when configured, wraps both.
+The path is normalised first (`farm.proxy.paths`; a refused one gets 400). Then `/api/*`,
+`/v1/*` and `/` go to the raw ASGI `Forwarder` (the hot path); everything else to the FastAPI
+control app. CORS, when configured, wraps both.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import Any
 import aiohttp
 
 from farm.proxy.control import build_control_app
-from farm.proxy.errors import error_body
+from farm.proxy.errors import BadPathError, error_body
 from farm.proxy.forward import Forwarder
 from farm.proxy.headers import header_value
 from farm.proxy.health import probe_all, probe_forever
 from farm.proxy.link import DeadlineSweeper
 from farm.proxy.metrics import ProxyMetrics
+from farm.proxy.paths import with_normal_path
 from farm.proxy.pool import BackendPool
 from farm.proxy.security import ApiKeyCheck, CorsPolicy
 from farm.proxy.settings import ProxySettings
@@ -55,6 +57,12 @@ class ProxyApp:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":
+            try:
+                scope = with_normal_path(scope)
+            except BadPathError as exc:
+                logger.info("%s %r: 400 %s", scope["method"], scope.get("raw_path"), exc)
+                await _respond(send, exc.status, error_body(str(exc)))
+                return
             if self.cors is not None:
                 origin = header_value(scope["headers"], b"origin")
                 if origin is not None:

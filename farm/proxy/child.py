@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import urllib.error
@@ -28,6 +29,7 @@ class ProxyServer(ChildServer):
     Keywords are `ProxySettings` fields (`api_key="k"`, `cors_origins=[...]`,
     `access_log=False`); the child gets them as `to_argv` flags, and secrets such as the API
     key through its environment. `env` adds further variables to the child's environment.
+    `max_open_files` starts the child under that descriptor limit (`ulimit -n`), soft and hard.
     """
 
     stop_grace_s = 10.0
@@ -37,8 +39,10 @@ class ProxyServer(ChildServer):
         backends: Sequence[str],
         port: int | None = None,
         env: Mapping[str, str] | None = None,
+        max_open_files: int | None = None,
         **settings: Any,
     ) -> None:
+        self.max_open_files = max_open_files
         self.host = "127.0.0.1"
         self.port = port or free_port(self.host)
         self.url = f"http://{self.host}:{self.port}"
@@ -57,9 +61,17 @@ class ProxyServer(ChildServer):
 
     def start(self) -> ProxyServer:
         """Start the process and wait until `/_health` answers."""
-        self._proc = subprocess.Popen(self.argv, env=self._env, stdin=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            self.argv, env=self._env, stdin=subprocess.DEVNULL, preexec_fn=self._limit_files
+        )
         self.wait_for(self._answers, READY_TIMEOUT_S, "proxy did not start")
         return self
+
+    def _limit_files(self) -> None:
+        # Runs in the child between fork and exec.
+        if self.max_open_files is not None:
+            limit = self.max_open_files
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
     def _answers(self) -> bool:
         if self._proc is not None and self._proc.poll() is not None:

@@ -3,10 +3,13 @@
 Tree::
 
     ProxyError                 base; `status` is the HTTP status the client gets
+    ├── BadPathError           400: a path that could mean two things (dot segment, escape...)
     ├── UnauthorizedError      401: API key missing or wrong
-    ├── BodyTooLargeError      413: request body over `max_body_bytes`
+    ├── BodyTooLargeError      413: request body over `client_max_body_size`/`max_body_bytes`
     ├── BadGatewayError        502: no backend could be reached, or one broke the exchange
-    └── GatewayTimeoutError    504: a backend sent no response header within `header_timeout`
+    ├── OutOfDescriptorsError  503: the proxy has no file descriptor left for a backend call
+    ├── GatewayTimeoutError    504: a backend sent no response header within `header_timeout`
+    └── StreamCutError         502: a response under way broke (the connection is dropped)
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ class ProxyError(Exception):
     status = 500
 
 
+class BadPathError(ProxyError):
+    """The request path is refused: it could name another path after decoding."""
+
+    status = 400
+
+
 class UnauthorizedError(ProxyError):
     """The request lacks the `Authorization: Bearer <key>` the proxy was started with."""
 
@@ -27,7 +36,7 @@ class UnauthorizedError(ProxyError):
 
 
 class BodyTooLargeError(ProxyError):
-    """The request body is larger than the configured `max_body_bytes`."""
+    """The request body is larger than its route's cap."""
 
     status = 413
 
@@ -36,6 +45,12 @@ class BadGatewayError(ProxyError):
     """No backend answered: connection refused, reset, or closed before a response."""
 
     status = 502
+
+
+class OutOfDescriptorsError(ProxyError):
+    """The proxy ran out of file descriptors (`ulimit -n`) opening a backend connection."""
+
+    status = 503
 
 
 class GatewayTimeoutError(ProxyError):

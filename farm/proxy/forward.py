@@ -19,6 +19,7 @@ from farm.proxy.errors import (
     BadGatewayError,
     BodyTooLargeError,
     GatewayTimeoutError,
+    OutOfDescriptorsError,
     ProxyError,
     StreamCutError,
     UnauthorizedError,
@@ -29,7 +30,7 @@ from farm.proxy.exchange import Exchange, record_exchange
 from farm.proxy.headers import downstream_response_headers, header_value, upstream_request_headers
 from farm.proxy.link import Abort, ClientDisconnected, ClientLink, DeadlineSweeper
 from farm.proxy.metrics import ProxyMetrics
-from farm.proxy.payload import Pinning, inspect_body, wants_parsing
+from farm.proxy.payload import UPLOAD_PREFIXES, Pinning, inspect_body, wants_parsing
 from farm.proxy.pool import Backend, BackendPool
 from farm.proxy.security import ApiKeyCheck
 from farm.proxy.settings import ProxySettings
@@ -37,6 +38,7 @@ from farm.proxy.upstream import (
     Body,
     ConnectFailed,
     Connection,
+    OutOfDescriptors,
     ResponseBroken,
     UpstreamPool,
     request_head,
@@ -73,6 +75,16 @@ class Forwarder:
         self._drop = drop_headers
         self._pinning = Pinning(settings.pin_num_ctx, settings.pin_num_gpu, settings.model)
         self._drop_cors = bool(settings.cors_origins)
+        # JSON bodies have the front door's cap; uploads only `max_body_bytes` (if set).
+        self._upload_limit = settings.max_body_bytes
+        json_cap = settings.client_max_body_size or None
+        self._json_limit = min(
+            (cap for cap in (json_cap, settings.max_body_bytes) if cap is not None), default=None
+        )
+
+    def body_limit(self, path: str) -> int | None:
+        """The largest request body `path` takes (None: no limit)."""
+        return self._upload_limit if path.startswith(UPLOAD_PREFIXES) else self._json_limit
 
     async def __call__(self, scope: Scope, receive: Any, send: Send) -> None:
         loop = asyncio.get_running_loop()
@@ -104,11 +116,11 @@ class Forwarder:
         headers = scope["headers"]
         self.auth.check(ex.path, headers)
         length = _content_length(headers)
-        limit = self.settings.max_body_bytes
+        limit = self.body_limit(ex.path)
         if limit is not None and length is not None and length > limit:
-            raise BodyTooLargeError(f"request body of {length} bytes is over the {limit} limit")
+            raise _too_large(limit, ex.path, length)
         up_headers = upstream_request_headers(headers, self._drop)
-        body, framing = await self._request_body(ex, headers, length, link)
+        body, framing = await self._request_body(ex, headers, length, link, limit)
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
@@ -121,7 +133,12 @@ class Forwarder:
             pool.release(conn)
 
     async def _request_body(
-        self, ex: Exchange, headers: list[tuple[bytes, bytes]], length: int | None, link: ClientLink
+        self,
+        ex: Exchange,
+        headers: list[tuple[bytes, bytes]],
+        length: int | None,
+        link: ClientLink,
+        limit: int | None,
     ) -> tuple[Body, bytes]:
         """The body to send upstream and its framing header; starts the header clock.
 
@@ -130,10 +147,13 @@ class Forwarder:
         """
         loop = asyncio.get_running_loop()
         header_timeout = self.settings.header_timeout
-        limit = self.settings.max_body_bytes
         framing = b"" if length is None else b"content-length: %d\r\n" % length
         if wants_parsing(ex.method, ex.path, length):
-            inspected = inspect_body(ex.path, await link.read_body(limit), self._pinning)
+            try:
+                whole = await link.read_body(limit)
+            except BodyTooLargeError:
+                raise _too_large(limit, ex.path) from None
+            inspected = inspect_body(ex.path, whole, self._pinning)
             ex.model = inspected.model
             link.deadline = loop.time() + header_timeout
             return inspected.body, b"content-length: %d\r\n" % len(inspected.body)
@@ -170,6 +190,13 @@ class Forwarder:
             head = request_head(ex.method, target, pool.host_header, headers, framing)
             try:
                 return await self._exchange_head(pool, head, body, ex.method, framing, replayable)
+            except OutOfDescriptors as exc:
+                backend.in_flight -= 1
+                ex.backend = None
+                logger.warning("no file descriptor left for a backend connection: %s", exc)
+                raise OutOfDescriptorsError(
+                    "proxy is out of file descriptors (raise ulimit -n); retry later"
+                ) from exc
             except ConnectFailed as exc:
                 self.metrics.upstream_errors.labels("connect").inc()
                 self.pool.mark_down(backend, f"cannot connect: {exc}")
@@ -268,10 +295,8 @@ class Forwarder:
             self.metrics.client_aborts.labels(phase).inc()
             return
         if reason is Abort.BODY_TOO_LARGE:
-            limit = self.settings.max_body_bytes
-            await self._fail(
-                BodyTooLargeError(f"request body is larger than {limit} bytes"), send, ex
-            )
+            limit = self.body_limit(ex.path)
+            await self._fail(_too_large(limit, ex.path), send, ex)
             return
         self.metrics.upstream_errors.labels(reason.value).inc()
         if reason is Abort.HEADER_TIMEOUT:
@@ -307,6 +332,12 @@ def _upstream_pool(url: str, settings: ProxySettings) -> UpstreamPool:
         UPSTREAM_KEEPALIVE_S,
         tls,
     )
+
+
+def _too_large(limit: int | None, path: str, length: int | None = None) -> BodyTooLargeError:
+    flag = "--max-body-bytes" if path.startswith(UPLOAD_PREFIXES) else "--client-max-body-size"
+    size = "request body" if length is None else f"request body of {length} bytes"
+    return BodyTooLargeError(f"{size} is larger than {limit} bytes (proxy limit {flag})")
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:

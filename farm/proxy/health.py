@@ -34,31 +34,36 @@ async def _get_json(session: aiohttp.ClientSession, url: str) -> Any:
         return await resp.json(content_type=None)
 
 
-async def _is_simulator(session: aiohttp.ClientSession, backend: Backend) -> bool:
-    """True when the backend is the project's simulator: only it answers `/_sim/state` with
-    `synthetic: true` (a real Ollama answers 404). Asked so that `/_health`, and everything
-    built on it, can label synthetic numbers as such."""
+async def _stand_in(session: aiohttp.ClientSession, backend: Backend) -> tuple[bool, str | None]:
+    """(synthetic, engine label) when the backend is the project's Ollama-API server: only it
+    answers `/_sim/state` (a real Ollama answers 404). Asked so that `/_health`, and everything
+    built on it, says what produced the numbers: synthetic tokens, or which real engine."""
     try:
         doc = await _get_json(session, backend.url + "/_sim/state")
     except (aiohttp.ClientError, TimeoutError, ValueError):
-        return False
-    return isinstance(doc, dict) and doc.get("synthetic") is True
+        return False, None
+    if not isinstance(doc, dict):
+        return False, None
+    engine = doc.get("engine")
+    label = engine.get("label") if isinstance(engine, dict) else None
+    return doc.get("synthetic") is True, label if isinstance(label, str) else None
 
 
 async def probe(session: aiohttp.ClientSession, pool: BackendPool, backend: Backend) -> None:
     """Probe one backend and record the result in `pool`; never raises for a dead backend."""
     try:
-        version_doc, ps_doc, tags_doc, synthetic = await asyncio.gather(
+        version_doc, ps_doc, tags_doc, (synthetic, engine) = await asyncio.gather(
             _get_json(session, backend.url + "/api/version"),
             _get_json(session, backend.url + "/api/ps"),
             _get_json(session, backend.url + "/api/tags"),
-            _is_simulator(session, backend),
+            _stand_in(session, backend),
         )
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         pool.record_probe(backend, None, None, None, f"{type(exc).__name__}: {exc}")
         return
     version = version_doc.get("version") if isinstance(version_doc, dict) else None
     backend.synthetic = synthetic
+    backend.engine = engine
     pool.record_probe(backend, version, _names(ps_doc), _names(tags_doc), None)
 
 
@@ -90,6 +95,7 @@ def health_document(
             "in_flight": b.in_flight,
             "error": b.last_error,
             "synthetic": b.synthetic,
+            "engine": b.engine,
         }
         for b in pool.backends
     ]
@@ -104,4 +110,5 @@ def health_document(
         "backends": backends,
         "in_flight": pool.in_flight,
         "synthetic": any(b.synthetic for b in pool.backends),
+        "engine": next((b.engine for b in pool.backends if b.engine), None),
     }

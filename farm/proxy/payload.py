@@ -13,6 +13,10 @@ from dataclasses import dataclass
 # no pinning) so that a huge multimodal chat cannot make the proxy hold it in memory twice.
 PARSE_LIMIT_BYTES = 32 * 1024 * 1024
 
+# Streamed uploads: capped only by `max_body_bytes`; every other body is JSON and also has the
+# front door's `client_max_body_size`.
+UPLOAD_PREFIXES = ("/api/blobs/",)
+
 INFERENCE_ROUTES = frozenset(
     {
         "/api/generate",

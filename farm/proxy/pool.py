@@ -36,6 +36,7 @@ class Backend:
     failed_probes: int = 0
     served: int = 0
     synthetic: bool = False  # the project's Ollama simulator, not a real Ollama
+    engine: str | None = None  # the simulator's engine label, e.g. "llama.cpp (real weights: ...)"
     loopback: bool = field(init=False)
 
     def __post_init__(self) -> None:

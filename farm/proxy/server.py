@@ -1,11 +1,11 @@
-"""Running the proxy: uvicorn with uvloop and httptools, configured from a `ProxySettings`."""
+"""Running the proxy: its app behind the front door (uvicorn, uvloop, the guarded httptools
+protocol), configured from a `ProxySettings`."""
 
 from __future__ import annotations
 
 import logging
 
-import uvicorn
-
+from farm.common.frontdoor import serve as serve_app
 from farm.proxy.app import create_app
 from farm.proxy.errors import StreamCutError
 from farm.proxy.settings import ProxySettings
@@ -39,25 +39,19 @@ def serve(settings: ProxySettings) -> None:
     for warning in security_warnings(settings):
         logger.warning(warning)
     logging.getLogger("uvicorn.error").addFilter(_DropStreamCutTraces())
-    uv_config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        # The proxy writes its own access line per request (with model, TTFB, abort flag).
-        access_log=False,
-        log_config=None,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        # The backend's Server and Date headers pass through; uvicorn must not add a second.
-        server_header=False,
-        date_header=False,
-        # The proxy does not act on X-Forwarded-* from its clients; skip that middleware.
-        proxy_headers=False,
-    )
     logger.info(
         "proxy on http://%s:%d -> %s", settings.host, settings.port, ", ".join(settings.backend)
     )
-    uvicorn.Server(uv_config).run()
+    serve_app(
+        create_app(settings),
+        settings,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # The proxy writes its own access line per request (with model, TTFB, abort flag).
+        access_log=False,
+        # The backend's Server and Date headers pass through; uvicorn must not add a second.
+        server_header=False,
+        date_header=False,
+        graceful_shutdown_s=GRACEFUL_SHUTDOWN_S,
+    )

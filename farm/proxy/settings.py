@@ -2,8 +2,10 @@
 
 `python -m farm.proxy` parses its command line from this class, and a parent that starts the
 proxy renders its argv from it (`to_argv(ProxySettings(...))`, the API key by `child_env`).
-Timeouts and intervals are in seconds. `max_body_bytes` unset means no limit: model blobs are
-gigabytes, so the default is unlimited, as in Ollama itself.
+Timeouts and intervals are in seconds. The client-facing limits (header sizes, client
+timeouts, the connection cap, `client_max_body_size` for JSON bodies) are the front door's,
+inherited from `DoorSettings`. `max_body_bytes` unset means no limit on uploads: model blobs
+are gigabytes, so the default is unlimited, as in Ollama itself.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from urllib.parse import urlsplit
 
 from pydantic import field_validator, model_validator
 
+from farm.common.frontdoor import DoorSettings
 from farm.common.net import is_loopback_host
-from farm.settings import ServiceSettings, setting
+from farm.settings import setting
 
 DEFAULT_PORT = 8080
 # Ollama's own load timeout is 5 min (OLLAMA_LOAD_TIMEOUT) and a request may queue for a slot
@@ -44,7 +47,7 @@ def normalise_backend_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-class ProxySettings(ServiceSettings):
+class ProxySettings(DoorSettings):
     """Everything the proxy needs; validated on construction, never changed afterwards."""
 
     prog = "python -m farm.proxy"
@@ -101,7 +104,10 @@ class ProxySettings(ServiceSettings):
         gt=0,
     )
     max_body_bytes: int | None = setting(
-        None, help="reject larger request bodies (413)", metavar="N", gt=0
+        None,
+        help="reject any larger request body, blob uploads included (413; unset: no limit)",
+        metavar="N",
+        gt=0,
     )
     health_interval: float = setting(
         DEFAULT_HEALTH_INTERVAL_S,

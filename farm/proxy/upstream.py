@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 Body = bytes | AsyncIterator[bytes] | None
+_NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 class UpstreamError(Exception):
@@ -35,6 +37,10 @@ class UpstreamError(Exception):
 
 class ConnectFailed(UpstreamError):
     """The backend's port could not be reached."""
+
+
+class OutOfDescriptors(UpstreamError):
+    """This process has no file descriptor left for a new connection (EMFILE/ENFILE)."""
 
 
 class ResponseBroken(UpstreamError):
@@ -285,7 +291,10 @@ class UpstreamPool:
                 loop.create_connection(Connection, self.host, self.port, ssl=self.tls),
                 self.connect_timeout_s,
             )
-        except (OSError, TimeoutError) as exc:
+        except OSError as exc:  # TimeoutError included
+            # Our own limit, not the backend's fault: the backend must not be marked down.
+            if exc.errno in _NO_DESCRIPTORS:
+                raise OutOfDescriptors(str(exc)) from exc
             raise ConnectFailed(str(exc) or type(exc).__name__) from exc
         # uvloop may call connection_made only on the next loop turn; the transport is ours now.
         conn.transport = transport

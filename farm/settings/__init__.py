@@ -4,7 +4,7 @@ A field's type, default, validation, flag, environment keys and help live in one
 (`setting(...)` on a `ServiceSettings` subclass). Everything else is generated from it: the
 `python -m` parser (`parser_for`), loading with precedence flag > environment > `.env` >
 default (`load`), `--print-config` (`describe`), the argv a parent hands a child (`to_argv`,
-with `child_env` for secrets) and the invoke tasks (`farm.settings.tasks`).
+with `child_env` for secrets) and the invoke tasks (`farm.common.tasks`).
 
 This is the only layer of the project that reads `os.environ` (`process_environ`).
 """

@@ -1,7 +1,7 @@
-"""Run the Ollama simulator: `python -m farm.sim [flags]` (a synthetic, model-free backend).
+"""Run the Ollama simulator: `python -m farm.sim [flags]` (synthetic, or real weights on llama.cpp).
 
 Flags, variables and help come from `SimSettings`; `--print-config` shows the effective
-settings and where each came from.
+settings and where each came from. The first line printed says which engine answers.
 """
 
 from __future__ import annotations
@@ -10,33 +10,46 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import uvicorn
-
+from farm.common.frontdoor import BodyLimit, serve
 from farm.settings import Loaded, run_main
-from farm.sim.app import create_app
+from farm.sim.app import SimApp, create_app
+from farm.sim.errors import EngineUnavailable
 from farm.sim.settings import SimSettings
 
 
+def banner(app: SimApp) -> str:
+    """The startup line: what answers, where, with how many slots."""
+    settings, engine = app.config, app.sim.engine
+    where = f"http://{settings.host}:{settings.port} (num_parallel={settings.num_parallel})"
+    if engine.synthetic:
+        return f"ollama-farm simulator: SYNTHETIC Ollama backend (no model, no GPU) on {where}"
+    return f"ollama-farm simulator: engine: {engine.label} on {where}"
+
+
 def _serve(loaded: Loaded[SimSettings]) -> int:
-    """Say that this is synthetic, then serve until interrupted."""
+    """Say which engine answers, then serve until interrupted."""
     settings = loaded.settings
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
-    print(
-        f"ollama-farm simulator: SYNTHETIC Ollama backend (no model, no GPU) on "
-        f"http://{settings.host}:{settings.port} (num_parallel={settings.num_parallel})",
-        flush=True,
-    )
-    uvicorn.run(
-        create_app(settings),
+    try:
+        app = create_app(settings)
+    except EngineUnavailable as exc:
+        sys.stderr.write(f"{SimSettings.prog}: error: --engine {settings.engine}: {exc}\n")
+        return 2
+    print(banner(app), flush=True)
+    # Blob uploads stream to disk chunk by chunk; every other body is read whole, so capped.
+    guarded = BodyLimit(app, settings.client_max_body_size, unlimited=("/api/blobs/",))
+    serve(
+        guarded,
+        settings,
         host=settings.host,
         port=settings.port,
         log_level="warning",
         server_header=False,
         lifespan="on",
         # A stalled stream (fault injection) must not keep the process alive forever.
-        timeout_graceful_shutdown=3,
+        graceful_shutdown_s=3,
     )
     return 0
 

@@ -17,6 +17,8 @@ from farm.sim import (
     routes_openai,
 )
 from farm.sim.catalogue import find
+from farm.sim.engines.choice import engine_for
+from farm.sim.engines.synthetic import SyntheticEngine
 from farm.sim.errors import ApiError, ClientGone
 from farm.sim.exchange import TEXT_TYPE, Exchange, Receive, Scope, Send
 from farm.sim.guard import (
@@ -64,6 +66,7 @@ def _routes() -> dict[str, dict[str, Handler]]:
         "/v1/embeddings": {"POST": openai.embeddings},
         "/v1/models": {"GET": openai.models},
         "/_sim/state": {"GET": listing.sim_state},
+        "/_sim/tokenize": {"POST": listing.sim_tokenize},
     }
 
 
@@ -75,22 +78,32 @@ def _prefix_routes() -> list[tuple[str, dict[str, Handler]]]:
 
 
 class SimApp:
-    """ASGI callable; owns the `Simulator` and the model store directory."""
+    """ASGI callable; owns the `Simulator`, its engine and the model store directory.
+
+    Building it prepares the engine (for llama.cpp: checks Node and the npm packages,
+    assembles and checks the weights), so a missing piece fails here, before serving, with
+    `EngineUnavailable`.
+    """
 
     def __init__(self, config: SimSettings) -> None:
         self.config = config
+        engine = engine_for(config)
         self._tmp: Path | None = None
         if config.models_dir is not None:
             root = config.models_dir
         else:
             self._tmp = root = Path(tempfile.mkdtemp(prefix="farm-sim-models-"))
-        store = Store(root)
-        if not config.empty_store:
-            name = parse_name(DEFAULT_MODEL)
-            entry = find(name) if name else None
-            if entry is not None and name is not None and store.get(name) is None:
-                store.install(entry)
-        self.sim = Simulator(config, store)
+        if isinstance(engine, SyntheticEngine):
+            store = Store(root)
+            if not config.empty_store:
+                name = parse_name(DEFAULT_MODEL)
+                entry = find(name) if name else None
+                if entry is not None and name is not None and store.get(name) is None:
+                    store.install(entry)
+        else:
+            engine.stock(root)  # before the store reads its directory
+            store = Store(root)
+        self.sim = Simulator(config, store, engine)
         self._routes = _routes()
         self._prefixes = _prefix_routes()
         self._started = False
@@ -99,12 +112,14 @@ class SimApp:
     def _ensure_started(self) -> None:
         if not self._started:
             self._started = True
+            self.sim.engine.start()
             self.sim.scheduler.start()
 
     async def close(self) -> None:
-        """Stop the scheduler and remove a temporary store."""
+        """Stop the scheduler and the engine, and remove a temporary store."""
         if self._started:
             await self.sim.scheduler.close()
+            await self.sim.engine.close()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
 

@@ -109,6 +109,15 @@ class Fields:
             raise self._bad(name, value, "int")
         return value
 
+    def number(self, name: str) -> float | None:
+        """A *float64 field (None when absent or null)."""
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._bad(name, value, "float64")
+        return float(value)
+
     def obj(self, name: str, go_type: str = "map[string]interface {}") -> dict[str, Any] | None:
         """An object field (None when absent or null)."""
         value = self.data.get(name)

@@ -2,6 +2,7 @@
 
 SimError
 ├── ClientGone          the HTTP client disconnected; the request is abandoned
+├── EngineUnavailable   the engine cannot start here (a missing piece); says the fix
 └── ApiError            an error Ollama reports as {"error": "..."} with a status
     ├── BadRequest      400
     ├── NotFound        404
@@ -12,6 +13,10 @@ SimError
 from __future__ import annotations
 
 BUSY_TEXT = "server busy, please try again.  maximum pending requests exceeded"
+RUNNER_DIED = (
+    "model runner has unexpectedly stopped, this may be due to resource limitations or an "
+    "internal error, check ollama server logs for details"
+)
 
 
 class SimError(Exception):
@@ -20,6 +25,10 @@ class SimError(Exception):
 
 class ClientGone(SimError):
     """The client closed its connection; nothing more can be sent to it."""
+
+
+class EngineUnavailable(SimError):
+    """The chosen engine cannot run on this machine; the message is one line with the fix."""
 
 
 class ApiError(SimError):

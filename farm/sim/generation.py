@@ -1,31 +1,24 @@
-"""One simulated inference run inside a slot: prefill, then token by token decode.
+"""One inference run inside a slot, for any engine: prefill, then piece by piece to the end.
 
-The run yields text pieces as they become ready and records the durations it really spent
+The loop drives an `EngineRun` and records the durations it really spent around the engine
 (monotonic clock), so the final chunk's metrics are ground truth. Stop strings are honoured
 with hold-back (text that may be the start of a stop string is not sent yet), `num_predict`
-ends with `length`, the model's natural end with `stop`. The client leaving is noticed at the
-next token boundary; injected faults fail or stall after a number of tokens.
+ends with `length`, the engine's own end with its reason. Injected faults (`--fail-after-
+tokens`, `--stall-after-tokens`) apply to every engine. Leaving the loop early, also by
+`aclose()`, closes the run, which frees its sequence before the slot is given back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
-from farm.sim.errors import ClientGone, RunnerFailure
+from farm.sim.engines.base import EngineRun, Job
+from farm.sim.errors import RUNNER_DIED, ClientGone, RunnerFailure
 from farm.sim.frames import Metrics
-from farm.sim.options import Sampling
-from farm.sim.runner import Runner
 from farm.sim.settings import SimSettings
-from farm.sim.timing import TimingModel
-from farm.sim.tokens import natural_length, text_stream, thinking_length
-
-RUNNER_DIED = (
-    "model runner has unexpectedly stopped, this may be due to resource limitations or an "
-    "internal error, check ollama server logs for details"
-)
 
 
 @dataclass(slots=True)
@@ -41,6 +34,7 @@ class RunMetrics:
     done_reason: str = "stop"
     output: list[str] = field(default_factory=list)
     thinking: list[str] = field(default_factory=list)
+    context: tuple[int, ...] | None = None
 
     def final(self) -> Metrics:
         """The final chunk's metrics; `total_duration` ends now."""
@@ -55,70 +49,65 @@ class RunMetrics:
 
 
 class Generation:
-    """Produces the pieces of one answer while holding a slot of `runner`."""
+    """Produces the pieces of one answer from an engine run, while the caller holds a slot."""
 
     def __init__(
         self,
         *,
         config: SimSettings,
-        timing: TimingModel,
-        runner: Runner,
+        run: EngineRun,
+        job: Job,
         metrics: RunMetrics,
-        prompt_key: str,
-        sampling: Sampling,
         gone: asyncio.Event,
-        think: bool = False,
     ) -> None:
         self._config = config
-        self._timing = timing
-        self._runner = runner
+        self._run = run
+        self._job = job
         self.metrics = metrics
-        self._key = prompt_key
-        self._sampling = sampling
         self._gone = gone
-        self._think = think
 
-    async def pieces(self) -> AsyncIterator[tuple[bool, str]]:
+    async def pieces(self) -> AsyncGenerator[tuple[bool, str]]:
         """Yield (is_thinking, text) pieces; sets `metrics` as it goes.
 
-        A thinking model first reasons for a while (`thinking` pieces, counted in
-        `eval_count` and `num_predict`), then answers. Raises ClientGone / RunnerFailure.
+        Raises ClientGone / RunnerFailure; the run is closed however the loop ends.
         """
-        metrics = self.metrics
+        try:
+            async for piece in self._pieces():
+                yield piece
+        finally:
+            await self._run.close()
+        # After close: a real engine's last word (its `done`) may follow our own stop.
+        if self._job.prompt.wants_context:
+            self.metrics.context = self._run.context("".join(self.metrics.output))
+
+    async def _pieces(self) -> AsyncIterator[tuple[bool, str]]:
+        metrics, run = self.metrics, self._run
         begin = time.perf_counter_ns()
-        await asyncio.sleep(self._timing.prefill_s(metrics.prompt_eval_count))
+        metrics.prompt_eval_count = await run.prefill()
         metrics.prompt_eval_ns = time.perf_counter_ns() - begin
         if self._gone.is_set():
             raise ClientGone()
-        seed = self._config.seed if self._sampling.seed is None else self._sampling.seed
-        low, high = self._config.token_range
-        natural = natural_length(seed, self._key, low, high)
-        limit = self._sampling.num_predict
-        stops = self._sampling.stop
-        source = text_stream(seed, self._key)
+        limit, stops = self._job.sampling.num_predict, self._job.sampling.stop
         held = ""
-        thoughts = thinking_length(seed, self._key) if self._think else 0
-        think_source = text_stream(seed, "thinking\x00" + self._key)
         eval_start = time.perf_counter_ns()
         while True:
-            if metrics.eval_count >= natural + thoughts:
-                metrics.done_reason = "stop"
+            if run.finished is not None:
+                metrics.done_reason = run.finished
                 break
             if 0 <= limit <= metrics.eval_count:
                 metrics.done_reason = "length"
                 break
             await self._fault_point(metrics.eval_count)
-            await asyncio.sleep(self._timing.decode_s(self._runner.slots.active))
-            if self._gone.is_set():
-                raise ClientGone()
-            metrics.eval_count += 1
+            token = await run.next()
+            if token is None:
+                continue  # `finished` says why
+            metrics.eval_count += token.count
             metrics.eval_ns = time.perf_counter_ns() - eval_start
-            if metrics.eval_count <= thoughts:
-                thought = next(think_source)
-                metrics.thinking.append(thought)
-                yield True, thought
+            if token.thinking:
+                metrics.thinking.append(token.text)
+                yield True, token.text
                 continue
-            held += next(source)
+            held += token.text
             cut = _first_stop(held, stops)
             if cut is not None:
                 held = held[:cut]
@@ -134,9 +123,11 @@ class Generation:
             yield False, held
 
     async def _fault_point(self, tokens_so_far: int) -> None:
-        if self._config.fail_after_tokens == tokens_so_far:
+        # `>=`: a real engine may deliver several tokens in one piece.
+        fail, stall = self._config.fail_after_tokens, self._config.stall_after_tokens
+        if fail is not None and tokens_so_far >= fail:
             raise RunnerFailure(RUNNER_DIED)
-        if self._config.stall_after_tokens == tokens_so_far:
+        if stall is not None and tokens_so_far >= stall:
             # A hung runner: nothing more is produced; only the client leaving ends it.
             await self._gone.wait()
             raise ClientGone()

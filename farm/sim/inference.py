@@ -1,6 +1,7 @@
 """Serving one inference request: slot, generation, and the wire framing of its output.
 
-Shared by the native and the OpenAI-compatible routes, which differ only in their `Framing`.
+Shared by the native and the OpenAI-compatible routes, which differ only in their `Framing`,
+and by every engine: the run comes from `sim.engine`.
 The status line goes out with the first piece of text (Ollama writes nothing before the first
 token); an error before that is a normal error response, after it an in-band error line.
 """
@@ -8,9 +9,11 @@ token); an error before that is a normal error response, after it an in-band err
 from __future__ import annotations
 
 import logging
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from farm.sim.engines.base import Job, PromptInput
 from farm.sim.errors import ApiError, ClientGone
 from farm.sim.exchange import Exchange
 from farm.sim.generation import Generation, RunMetrics
@@ -31,10 +34,15 @@ class Plan:
     runner_options: RunnerOptions
     sampling: Sampling
     keep_alive_s: float | None
-    prompt_tokens: int
-    prompt_key: str
+    prompt: PromptInput
     stream: bool
     think: bool = False
+    format: object = None
+
+    @property
+    def job(self) -> Job:
+        """What the engine runs."""
+        return Job(self.prompt, self.sampling, self.format, self.think)
 
 
 class Framing(Protocol):
@@ -66,36 +74,32 @@ class Framing(Protocol):
 
 async def serve(sim: Simulator, exchange: Exchange, plan: Plan, framing: Framing) -> None:
     """Run the plan and write its output; counts the request as finished/cancelled/failed."""
-    metrics = RunMetrics(start_ns=plan.start_ns, prompt_eval_count=plan.prompt_tokens)
+    metrics = RunMetrics(start_ns=plan.start_ns)
     sim.stats.started += 1
     gone = exchange.gone
+    job = plan.job
     try:
         async with sim.slot(
             plan.model, plan.runner_options, plan.keep_alive_s, gone, metrics
         ) as runner:
-            generation = Generation(
-                config=sim.config,
-                timing=sim.timing,
-                runner=runner,
-                metrics=metrics,
-                prompt_key=plan.prompt_key,
-                sampling=plan.sampling,
-                gone=gone,
-                think=plan.think,
-            )
-            if plan.stream:
-                async for thinking, text in generation.pieces():
+            run = sim.engine.run(runner, job, gone)
+            generation = Generation(config=sim.config, run=run, job=job, metrics=metrics, gone=gone)
+            # aclosing: however the stream ends, the run is closed (its sequence freed) before
+            # the slot is given back.
+            async with aclosing(generation.pieces()) as pieces:
+                if plan.stream:
+                    async for thinking, text in pieces:
+                        if not exchange.started:
+                            await exchange.start(200, framing.content_type, None)
+                        await exchange.chunk(framing.piece(text, thinking))
                     if not exchange.started:
                         await exchange.start(200, framing.content_type, None)
-                    await exchange.chunk(framing.piece(text, thinking))
-                if not exchange.started:
-                    await exchange.start(200, framing.content_type, None)
-                await exchange.chunk(framing.final(metrics))
-                await exchange.end()
-            else:
-                async for _ in generation.pieces():
-                    pass
-                await exchange.json(200, framing.whole(metrics), framing.json_type)
+                    await exchange.chunk(framing.final(metrics))
+                    await exchange.end()
+                else:
+                    async for _ in pieces:
+                        pass
+                    await exchange.json(200, framing.whole(metrics), framing.json_type)
         sim.stats.finished += 1
     except ClientGone:
         sim.stats.cancelled += 1

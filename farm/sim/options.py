@@ -21,15 +21,31 @@ _FLOAT = {
     "frequency_penalty",
 }  # fmt: skip
 _BOOL = {"use_mmap"}
+_SAMPLING = (
+    "num_predict", "stop", "temperature", "top_k", "top_p", "min_p", "repeat_penalty",
+    "repeat_last_n", "presence_penalty", "frequency_penalty",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
-    """What the simulated generation honours: length limit, seed, stop strings."""
+    """How to pick tokens and when to stop; the defaults are Ollama's (its options table).
+
+    The synthetic engine honours the length limit, the seed and the stop strings; the
+    llama.cpp engine all of them.
+    """
 
     num_predict: int = -1
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.9
+    min_p: float = 0.0
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
 
 
 def _typed(key: str, value: Any) -> Any:
@@ -72,9 +88,6 @@ def parse_options(
         draft_num_predict=merged.get("draft_num_predict", 4),
     )
     seed = merged.get("seed")
-    sampling = Sampling(
-        num_predict=merged.get("num_predict", -1),
-        seed=None if seed is None or seed < 0 else seed,
-        stop=merged.get("stop", ()),
-    )
+    chosen = {key: merged[key] for key in _SAMPLING if key in merged}
+    sampling = Sampling(seed=None if seed is None or seed < 0 else seed, **chosen)
     return runner, sampling

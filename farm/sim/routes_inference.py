@@ -7,7 +7,8 @@ from typing import Any
 
 from farm.sim.decode import Fields, json_kind, parse_body
 from farm.sim.durations import keep_alive_from_json
-from farm.sim.errors import ApiError, BadRequest, RunnerFailure
+from farm.sim.engines.base import Message, PromptInput
+from farm.sim.errors import ApiError, BadRequest
 from farm.sim.exchange import JSON_TYPE, NDJSON_TYPE, Exchange, encode_json
 from farm.sim.frames import NativeChunk
 from farm.sim.generation import RunMetrics
@@ -16,7 +17,6 @@ from farm.sim.options import parse_options
 from farm.sim.simulator import Simulator
 from farm.sim.stamps import utc_now
 from farm.sim.store import LocalModel
-from farm.sim.tokens import chat_prompt_tokens, generate_prompt_tokens, token_ids
 
 
 @dataclass(slots=True)
@@ -25,7 +25,6 @@ class NativeFraming:
 
     model: str
     chat: bool
-    context: list[int] | None = None
     content_type: str = NDJSON_TYPE
     json_type: str = JSON_TYPE
 
@@ -41,9 +40,6 @@ class NativeFraming:
         return encode_json(chunk.encode()) + b"\n"
 
     def _done(self, metrics: RunMetrics, text: str, thinking: str = "") -> NativeChunk:
-        context = None
-        if self.context is not None:
-            context = tuple(self.context + token_ids("".join(metrics.output)))
         return NativeChunk(
             self.model,
             utc_now(),
@@ -52,7 +48,7 @@ class NativeFraming:
             thinking=thinking,
             done=True,
             done_reason=metrics.done_reason,
-            context=context,
+            context=metrics.context,
             metrics=metrics.final(),
         )
 
@@ -73,16 +69,12 @@ class NativeFraming:
         await exchange.error(exc.status, exc.message)
 
 
-def _check_format_and_logprobs(fields: Fields) -> None:
+def _format_and_logprobs(fields: Fields) -> object:
+    """`format` as sent (the engine checks it after scheduling, as Ollama's runner does)."""
     top = fields.integer("top_logprobs")
     if top is not None and not 0 <= top <= 20:
         raise BadRequest("top_logprobs must be between 0 and 20")
-    fmt = fields.data.get("format")
-    if fmt in (None, "", "json") or isinstance(fmt, dict):
-        return
-    # Ollama notices this in the runner, i.e. as a 500 rather than a 400.
-    shown = encode_json(fmt).decode()
-    raise RunnerFailure(f'invalid format: {shown}; expected "json" or a valid JSON Schema object')
+    return fields.data.get("format")
 
 
 def _options(sim: Simulator, fields: Fields, model: LocalModel) -> tuple[Any, Any]:
@@ -131,7 +123,7 @@ async def generate(sim: Simulator, exchange: Exchange) -> None:
     )
     context = fields.array("context", "[]int")
     suffix = fields.string("suffix")
-    _check_format_and_logprobs(fields)
+    fmt = _format_and_logprobs(fields)
     model = sim.find(sent, empty_is_404=True)
     previous = _context_ids(context)
     if raw and (template or system or context):
@@ -153,15 +145,20 @@ async def generate(sim: Simulator, exchange: Exchange) -> None:
         runner_options=runner_options,
         sampling=sampling,
         keep_alive_s=keep_alive,
-        # A deprecated `context` is detokenised and put in front of the prompt.
-        prompt_tokens=generate_prompt_tokens(prompt, system) + len(previous),
-        prompt_key=f"{system}\x00{prompt}",
+        # A deprecated `context` goes in front of the prompt; raw replies carry none.
+        prompt=PromptInput(
+            prompt=prompt,
+            # The model's SYSTEM is the default (raw mode has no template to put it in).
+            system=system or ("" if raw else model.record.system),
+            raw=raw is True,
+            context=tuple(previous),
+            wants_context=raw is not True,
+        ),
         stream=stream is not False,
         think=think,
+        format=fmt,
     )
-    ids = None if raw else previous + token_ids(system + prompt)
-    framing = NativeFraming(sent, chat=False, context=ids)
-    await serve(sim, exchange, plan, framing)
+    await serve(sim, exchange, plan, NativeFraming(sent, chat=False))
 
 
 def _context_ids(context: list[Any] | None) -> list[int]:
@@ -176,9 +173,9 @@ def _context_ids(context: list[Any] | None) -> list[int]:
     return ids
 
 
-def _messages(fields: Fields) -> list[str]:
+def _messages(fields: Fields) -> list[Message]:
     messages = fields.array("messages", "[]api.Message") or []
-    contents: list[str] = []
+    decoded: list[Message] = []
     for message in messages:
         if not isinstance(message, dict):
             raise BadRequest(
@@ -186,9 +183,19 @@ def _messages(fields: Fields) -> list[str]:
                 "ChatRequest.messages of type api.Message"
             )
         part = Fields(message, "ChatRequest.messages")
-        part.string("role")
-        contents.append(part.string("content"))
-    return contents
+        decoded.append(Message(part.string("role"), part.string("content")))
+    return decoded
+
+
+def _with_model_messages(model: LocalModel, messages: list[Message]) -> tuple[Message, ...]:
+    """The model's MESSAGEs before the request's, and its SYSTEM first unless one is sent."""
+    record = model.record
+    seeded = [Message(str(m.get("role", "")), str(m.get("content", ""))) for m in record.messages]
+    merged = seeded + messages
+    system = record.system
+    if system and (not messages or messages[0].role != "system"):
+        merged.insert(0, Message("system", system))
+    return tuple(merged)
 
 
 async def chat(sim: Simulator, exchange: Exchange) -> None:
@@ -201,9 +208,9 @@ async def chat(sim: Simulator, exchange: Exchange) -> None:
         keep_alive_from_json(fields.data.get("keep_alive")),
         _decode_think(fields),
     )
-    contents = _messages(fields)
+    messages = _messages(fields)
     tools = fields.array("tools", "api.Tools")
-    _check_format_and_logprobs(fields)
+    fmt = _format_and_logprobs(fields)
     model = sim.find(sent)
     if "completion" not in model.capabilities:
         raise BadRequest(f'"{sent}" does not support chat')
@@ -212,7 +219,7 @@ async def chat(sim: Simulator, exchange: Exchange) -> None:
         raise BadRequest(f"{full} does not support tools")
     think = _thinks(think_field, model, sent)
     runner_options, sampling = _options(sim, fields, model)
-    if not contents:
+    if not messages:
         empty = {"message": {"role": "assistant", "content": ""}}
         await _load_or_unload(sim, exchange, sent, model, runner_options, keep_alive, empty)
         return
@@ -222,10 +229,10 @@ async def chat(sim: Simulator, exchange: Exchange) -> None:
         runner_options=runner_options,
         sampling=sampling,
         keep_alive_s=keep_alive,
-        prompt_tokens=chat_prompt_tokens(contents),
-        prompt_key="\x00".join(contents),
+        prompt=PromptInput(messages=_with_model_messages(model, messages)),
         stream=stream is not False,
         think=think,
+        format=fmt,
     )
     await serve(sim, exchange, plan, NativeFraming(sent, chat=True))
 

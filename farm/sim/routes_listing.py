@@ -1,9 +1,10 @@
-"""Read-only routes: `/`, `/api/version`, `/api/tags`, `/api/ps`, `GET /_sim/state`."""
+"""Read-only routes: `/`, `/api/version`, `/api/tags`, `/api/ps`, and the `/_sim/*` witnesses."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from farm.sim.decode import Fields, parse_body
 from farm.sim.exchange import TEXT_TYPE, Exchange
 from farm.sim.simulator import Simulator
 from farm.sim.stamps import local_stamp
@@ -19,8 +20,11 @@ async def root(sim: Simulator, exchange: Exchange) -> None:
 
 
 async def version(sim: Simulator, exchange: Exchange) -> None:
-    """`GET|HEAD /api/version`."""
-    await exchange.json(200, {"version": OLLAMA_VERSION})
+    """`GET|HEAD /api/version`; a real engine also says which (`engine`, not in Ollama)."""
+    body = {"version": OLLAMA_VERSION}
+    if not sim.engine.synthetic:
+        body["engine"] = sim.engine.label
+    await exchange.json(200, body)
 
 
 def _details(model: LocalModel) -> dict[str, Any]:
@@ -52,7 +56,7 @@ async def ps(sim: Simulator, exchange: Exchange) -> None:
     entries = []
     runners = sorted(sim.scheduler.runners(), key=lambda r: r.ps_expires_at(), reverse=True)
     for runner in runners:
-        memory = runner.memory_bytes()
+        memory = sim.engine.memory_bytes(runner)
         model = runner.model
         entries.append(
             {
@@ -62,7 +66,7 @@ async def ps(sim: Simulator, exchange: Exchange) -> None:
                 "digest": model.digest,
                 "details": _details(model),
                 "expires_at": local_stamp(runner.ps_expires_at()),
-                "size_vram": memory,
+                "size_vram": memory if sim.engine.gpu else 0,
                 "context_length": runner.options.num_ctx,
             }
         )
@@ -72,3 +76,15 @@ async def ps(sim: Simulator, exchange: Exchange) -> None:
 async def sim_state(sim: Simulator, exchange: Exchange) -> None:
     """`GET /_sim/state`: the simulator's introspection document (not part of Ollama)."""
     await exchange.json(200, sim.state())
+
+
+async def sim_tokenize(sim: Simulator, exchange: Exchange) -> None:
+    """`POST /_sim/tokenize {"model", "text"}`: the engine's token ids of a text, without BOS.
+
+    Not part of Ollama: the witness for `prompt_eval_count` (BOS + the tokens of the prompt as
+    the template renders it).
+    """
+    fields = Fields(parse_body(await exchange.body(), "TokenizeRequest"), "TokenizeRequest")
+    model = sim.find(fields.string("model"))
+    tokens = await sim.engine.tokenize(model, fields.string("text"))
+    await exchange.json(200, {"model": model.name.display, "tokens": tokens})

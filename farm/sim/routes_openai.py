@@ -13,14 +13,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from farm.sim.decode import Fields, parse_body
-from farm.sim.errors import ApiError, BadRequest, NotFound
+from farm.sim.engines.base import Message, PromptInput
+from farm.sim.errors import ApiError, BadRequest, NotFound, RunnerFailure
 from farm.sim.exchange import PLAIN_JSON_TYPE, Exchange
 from farm.sim.inference import Plan, serve
 from farm.sim.openai_framing import SseFraming, error_body
 from farm.sim.options import Sampling, parse_options
 from farm.sim.routes_embed import compute
 from farm.sim.simulator import Simulator
-from farm.sim.tokens import chat_prompt_tokens, generate_prompt_tokens
+from farm.sim.structured import FormatError, format_from_response_format
 
 Handler = Callable[[Simulator, Exchange], Awaitable[None]]
 
@@ -61,12 +62,19 @@ def _content(value: object) -> str:
     raise BadRequest(f"invalid message content type: {type(value).__name__}")
 
 
+# OpenAI request fields that become native float options (Ollama's /v1 adapter).
+_FLOAT_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+
+
 def _sampling(fields: Fields, sim: Simulator, model: Any) -> tuple[Any, Sampling]:
     options: dict[str, Any] = {}
     if fields.data.get("max_tokens") is not None:
         options["num_predict"] = fields.integer("max_tokens")
     if fields.data.get("seed") is not None:
         options["seed"] = fields.integer("seed")
+    for name in _FLOAT_FIELDS:
+        if fields.data.get(name) is not None:
+            options[name] = fields.number(name)
     stop = fields.data.get("stop")
     if isinstance(stop, str):
         options["stop"] = [stop]
@@ -81,6 +89,21 @@ def _openai_think(fields: Fields, model: Any) -> bool:
     reasoning = fields.obj("reasoning") or {}
     effort = effort if effort is not None else reasoning.get("effort")
     return "thinking" in model.capabilities and effort != "none"
+
+
+def _format(fields: Fields) -> object:
+    """`response_format` as a native `format` (json_object → "json", json_schema → the schema)."""
+    try:
+        return format_from_response_format(fields.data.get("response_format"))
+    except FormatError as exc:
+        raise RunnerFailure(exc.message) from exc
+
+
+def _message(value: object) -> Message:
+    if not isinstance(value, dict):
+        return Message("user", _content(None))
+    role = value.get("role")
+    return Message(role if isinstance(role, str) else "user", _content(value.get("content")))
 
 
 def _include_usage(fields: Fields) -> bool:
@@ -99,7 +122,7 @@ async def chat_completions(sim: Simulator, exchange: Exchange) -> None:
     messages = fields.array("messages", "[]openai.Message") or []
     if not messages:
         raise BadRequest("[] is too short - 'messages'")
-    contents = [_content(m.get("content") if isinstance(m, dict) else None) for m in messages]
+    decoded = tuple(_message(m) for m in messages)
     model = sim.find(sent)
     runner_options, sampling = _sampling(fields, sim, model)
     plan = Plan(
@@ -108,10 +131,10 @@ async def chat_completions(sim: Simulator, exchange: Exchange) -> None:
         runner_options=runner_options,
         sampling=sampling,
         keep_alive_s=None,
-        prompt_tokens=chat_prompt_tokens(contents),
-        prompt_key="\x00".join(contents),
+        prompt=PromptInput(messages=decoded),
         stream=fields.boolean("stream") is True,
         think=_openai_think(fields, model),
+        format=_format(fields),
     )
     await serve(
         sim, exchange, plan, SseFraming(sent, chat=True, include_usage=_include_usage(fields))
@@ -135,9 +158,9 @@ async def completions(sim: Simulator, exchange: Exchange) -> None:
         runner_options=runner_options,
         sampling=sampling,
         keep_alive_s=None,
-        prompt_tokens=generate_prompt_tokens(prompt),
-        prompt_key=f"\x00{prompt}",
+        prompt=PromptInput(prompt=prompt),
         stream=fields.boolean("stream") is True,
+        format=_format(fields),
     )
     await serve(
         sim, exchange, plan, SseFraming(sent, chat=False, include_usage=_include_usage(fields))

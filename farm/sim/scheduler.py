@@ -5,7 +5,8 @@ it at once. Otherwise it joins the pending queue (capacity MAX_QUEUE, full → 5
 worker drains one request at a time: it evicts an incompatible runner of the same model or a
 victim when MAX_LOADED_MODELS is reached (waiting for their in-flight requests to finish), then
 loads. Everything queued behind a load waits for it (head-of-line blocking). A client that
-leaves while queued is skipped; one that leaves during its own load aborts the load.
+leaves while queued is skipped; one that leaves during its own load aborts the load. What a
+load and an unload do is the engine's business (`farm.sim.engines`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from collections import deque
 from dataclasses import dataclass
 
 from farm.sim.disconnect import unless_gone
+from farm.sim.engines.base import Engine
 from farm.sim.errors import ApiError, ClientGone, ServerBusy
 from farm.sim.runner import FOREVER_S, Runner, RunnerOptions
 from farm.sim.settings import SimSettings
 from farm.sim.store import LocalModel
-from farm.sim.timing import TimingModel
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,9 @@ class _Pending:
 class Scheduler:
     """Owns the runners; `acquire`/`release` bracket every inference request."""
 
-    def __init__(self, config: SimSettings, timing: TimingModel) -> None:
+    def __init__(self, config: SimSettings, engine: Engine) -> None:
         self._config = config
-        self._timing = timing
+        self._engine = engine
         self._runners: dict[str, Runner] = {}
         self._pending: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
@@ -165,8 +166,8 @@ class Scheduler:
         )
         self._runners[key] = runner
         try:
-            await unless_gone(asyncio.sleep(self._timing.load_s()), pending.gone)
-        except ClientGone:
+            await unless_gone(self._engine.load(runner), pending.gone)
+        except (ClientGone, ApiError):
             self._unload(runner)
             raise
         runner.loaded = True
@@ -214,3 +215,4 @@ class Scheduler:
         if runner.timer is not None:
             runner.timer.cancel()
             runner.timer = None
+        self._engine.unload(runner)

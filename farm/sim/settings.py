@@ -4,7 +4,9 @@ The server settings read the variables Ollama reads, in Ollama's formats (`OLLAM
 `OLLAMA_NUM_PARALLEL`, `OLLAMA_MAX_QUEUE`, `OLLAMA_KEEP_ALIVE`, `OLLAMA_MAX_LOADED_MODELS`,
 `OLLAMA_CONTEXT_LENGTH`, `OLLAMA_ORIGINS`), so a farm can point the simulator at the same
 environment it gives `ollama serve`. The timing model reads `FARM_SIM_*`. Every setting also
-has a flag of the same name; a flag beats its variable.
+has a flag of the same name; a flag beats its variable. The client-facing limits (header and
+body sizes and timeouts, connections) are the front door's (`DoorSettings`), as on every
+server of the project.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import field_validator
 
-from farm.settings import ServiceSettings, setting
+from farm.common.frontdoor import DoorSettings
+from farm.settings import setting
 from farm.sim.durations import FOREVER, keep_alive_from_env
 
 DEFAULT_PORT = 11434
@@ -97,8 +101,13 @@ def keep_alive_seconds(value: object) -> object:
     return value
 
 
-class SimSettings(ServiceSettings):
-    """Everything the simulator's behaviour depends on (server settings + timing model).
+class SimSettings(DoorSettings):
+    """Everything the simulator's behaviour depends on (server settings, engine, timing model).
+
+    Engine: `synthetic` (the default) produces text by the timing model below, with no model;
+    `llamacpp` runs real weights (Gemma 3 270M base, Q4_K_M) on llama.cpp, on the CPU, with
+    `engine_threads` threads (0: the physical cores), the GGUF assembled once into
+    `weights_dir`. Either way the server, its scheduler and `NUM_PARALLEL` slots are the same.
 
     Timing model: a model load takes `load_ms`; prompt evaluation takes
     `prefill_ms_per_token` per prompt token; each decode step takes
@@ -108,7 +117,10 @@ class SimSettings(ServiceSettings):
     """
 
     prog = "python -m farm.sim"
-    summary = "Run the Ollama simulator: a synthetic, model-free backend speaking Ollama's API."
+    summary = (
+        "Run the Ollama simulator: Ollama's API on a synthetic engine (no model) or on real "
+        "weights with llama.cpp (--engine llamacpp)."
+    )
 
     host: str = setting(
         "127.0.0.1", help="address to bind", env="OLLAMA_HOST", from_env=host_from_env
@@ -150,6 +162,24 @@ class SimSettings(ServiceSettings):
         help="extra CORS origin to allow (repeat for more; the variable is a comma list)",
         env="OLLAMA_ORIGINS",
         metavar="ORIGIN",
+    )
+    engine: Literal["synthetic", "llamacpp"] = setting(
+        "synthetic",
+        help="what produces the tokens: synthetic (no model) or llamacpp (real weights: "
+        "Gemma 3 270M base on llama.cpp, CPU)",
+        env="FARM_SIM_ENGINE",
+    )
+    engine_threads: int = setting(
+        0,
+        help="llama.cpp engine: CPU threads (0: the physical cores)",
+        env="FARM_SIM_ENGINE_THREADS",
+        ge=0,
+    )
+    weights_dir: Path | None = setting(
+        None,
+        help="llama.cpp engine: where the GGUF is assembled once "
+        "(default: ~/.cache/ollama-farm/weights)",
+        env="FARM_SIM_WEIGHTS_DIR",
     )
     load_ms: float = setting(1500.0, help="model load time, ms", env="FARM_SIM_LOAD_MS", ge=0)
     prefill_ms_per_token: float = setting(

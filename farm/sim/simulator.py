@@ -1,4 +1,4 @@
-"""The simulator's shared state (store, scheduler, timing, counters) and model look-ups.
+"""The simulator's shared state (store, engine, scheduler, counters) and model look-ups.
 
 Routes get one `Simulator`, created by `create_app`; nothing lives at module level.
 """
@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from farm.sim.disconnect import unless_gone
+from farm.sim.engines.base import Engine
 from farm.sim.errors import BadRequest, NotFound
 from farm.sim.generation import RunMetrics
 from farm.sim.names import ModelName, parse_name
@@ -21,17 +22,16 @@ from farm.sim.scheduler import Scheduler
 from farm.sim.settings import SimSettings
 from farm.sim.stats import RequestStats
 from farm.sim.store import LocalModel, Store
-from farm.sim.timing import TimingModel
 
 
 class Simulator:
     """Everything a route needs; one per app."""
 
-    def __init__(self, config: SimSettings, store: Store) -> None:
+    def __init__(self, config: SimSettings, store: Store, engine: Engine) -> None:
         self.config = config
         self.store = store
-        self.timing = TimingModel(config)
-        self.scheduler = Scheduler(config, self.timing)
+        self.engine = engine
+        self.scheduler = Scheduler(config, engine)
         self.stats = RequestStats()
 
     # ----- model look-ups with Ollama's error texts -------------------------------------------
@@ -115,7 +115,8 @@ class Simulator:
             entry["active"] = runner.slots.active
             entry["waiting"] = runner.slots.waiting
         return {
-            "synthetic": True,
+            "synthetic": self.engine.synthetic,
+            "engine": self.engine.describe(),
             "models": models,
             "scheduler_queue": self.scheduler.queue_length,
             "requests": self.stats.as_json(),

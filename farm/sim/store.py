@@ -4,6 +4,10 @@ The layout matches Ollama's (`manifests/<host>/<namespace>/<model>/<tag>`, `blob
 so `/api/tags` digests are the sha256 of the manifest bytes and `modified_at` is the manifest's
 mtime. An in-memory index mirrors the disk so request handlers never read files on the loop;
 writes go through `asyncio.to_thread`.
+
+Each model's text layers are read once into a `ModelRecord` (template, system prompt, default
+parameters, seed messages, licences, adapters, parent), which is what `/api/show` renders and
+what generation takes its defaults from, as Ollama's `GetModel` reads the same layers.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from typing import Any
 
 from farm.sim.catalogue import CHAT_TEMPLATE, LICENSE, CatalogueEntry
 from farm.sim.errors import BadRequest
+from farm.sim.modelfile import DEFAULT_TEMPLATE, ModelRecord
 from farm.sim.names import ModelName, parse_name
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
 DIGEST_RE = re.compile(r"^sha256[:-]([0-9a-f]{64})$")
+LAYER_TYPE = "application/vnd.ollama.image."
+_TEXT_KINDS = ("template", "prompt", "system", "params", "messages", "license")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,7 @@ class LocalModel:
     config: dict[str, Any]
     layers: tuple[dict[str, Any], ...]
     texts: dict[str, str] = field(default_factory=dict)
+    record: ModelRecord = field(default_factory=ModelRecord)
 
     @property
     def capabilities(self) -> tuple[str, ...]:
@@ -47,7 +55,7 @@ class LocalModel:
     def details(self) -> dict[str, Any]:
         """The `details` object of tags/ps/show, read from the config blob."""
         return {
-            "parent_model": "",
+            "parent_model": self.record.parent_model,
             "format": self.config.get("model_format", "gguf"),
             "family": self.config.get("model_family", ""),
             "families": self.config.get("model_families"),
@@ -142,11 +150,43 @@ class Store:
         """Remove a manifest and prune blobs no other manifest references (blocking)."""
         self._manifest_path(model.name).unlink(missing_ok=True)
         self._index.pop(model.name.key, None)
-        referenced = {layer["digest"] for m in self._index.values() for layer in m.layers}
-        referenced |= {m.config["_digest"] for m in self._index.values()}
-        for digest in [layer["digest"] for layer in model.layers] + [model.config["_digest"]]:
-            if digest not in referenced:
-                self.blob_path(digest_hex(digest)).unlink(missing_ok=True)
+        self._prune(model)
+
+    def put_blob(self, data: bytes, kind: str) -> tuple[dict[str, Any], bool]:
+        """Store `data` as a layer of media type `kind`; the layer and whether it is new."""
+        created = not self.blob_path(hashlib.sha256(data).hexdigest()).exists()
+        return self._put_blob(data, kind), created
+
+    def blob_head(self, hex_digest: str, size: int) -> bytes | None:
+        """The first `size` bytes of a blob, or None when it is absent (blocking)."""
+        try:
+            with self.blob_path(hex_digest).open("rb") as handle:
+                return handle.read(size)
+        except FileNotFoundError:
+            return None
+
+    def write_model(
+        self, name: ModelName, config: dict[str, Any], layers: list[dict[str, Any]]
+    ) -> LocalModel:
+        """Write a config blob and manifest for `layers` (blocking), as `/api/create` does.
+
+        Blobs only the replaced manifest of the same name referenced are pruned afterwards.
+        """
+        config = {key: value for key, value in config.items() if key != "_digest"}
+        config_layer = self._put_blob(json.dumps(config).encode(), "config")
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {**config_layer, "mediaType": CONFIG_TYPE},
+            "layers": layers,
+        }
+        previous = self._index.get(name.key)
+        model = self._write_manifest(
+            previous.name if previous else name, json.dumps(manifest).encode()
+        )
+        if previous is not None:
+            self._prune(previous)
+        return model
 
     async def write_blob(self, hex_digest: str, chunks: AsyncIterator[bytes]) -> bool:
         """Stream a request body into `blobs/`, verifying the digest; True if newly created.
@@ -174,6 +214,13 @@ class Store:
         return True
 
     # ----- internals -------------------------------------------------------------------------
+    def _prune(self, gone: LocalModel) -> None:
+        referenced = {layer["digest"] for m in self._index.values() for layer in m.layers}
+        referenced |= {m.config["_digest"] for m in self._index.values()}
+        for digest in [layer["digest"] for layer in gone.layers] + [gone.config["_digest"]]:
+            if digest not in referenced:
+                self.blob_path(digest_hex(digest)).unlink(missing_ok=True)
+
     def _put_blob(self, data: bytes, kind: str) -> dict[str, Any]:
         hex_digest = hashlib.sha256(data).hexdigest()
         path = self.blob_path(hex_digest)
@@ -200,13 +247,8 @@ class Store:
         config = json.loads(self.blob_path(digest_hex(config_digest)).read_bytes())
         config["_digest"] = config_digest  # kept beside the config so delete can prune it
         layers = tuple(manifest.get("layers", ()))
-        texts: dict[str, str] = {}
-        for layer in layers:
-            kind = layer["mediaType"].rsplit(".", 1)[-1]
-            blob = self.blob_path(digest_hex(layer["digest"]))
-            if kind in ("template", "license", "params", "system") and blob.exists():
-                texts[kind] = blob.read_text()
         size = manifest["config"]["size"] + sum(layer["size"] for layer in layers)
+        record, texts = self._record(layers)
         return LocalModel(
             name=name,
             digest=hashlib.sha256(raw).hexdigest(),
@@ -215,7 +257,38 @@ class Store:
             config=config,
             layers=layers,
             texts=texts,
+            record=record,
         )
+
+    def _record(self, layers: tuple[dict[str, Any], ...]) -> tuple[ModelRecord, dict[str, str]]:
+        """Read the text layers (Ollama's GetModel): the record and the raw texts by kind."""
+        paths: dict[str, list[str]] = {}
+        texts: dict[str, list[str]] = {}
+        parent = ""
+        for layer in layers:
+            kind = layer["mediaType"].removeprefix(LAYER_TYPE)
+            blob = self.blob_path(digest_hex(layer["digest"]))
+            paths.setdefault(kind, []).append(str(blob))
+            if kind == "model":
+                parent = layer.get("from", "")
+            if kind in _TEXT_KINDS and blob.exists():
+                texts.setdefault("template" if kind == "prompt" else kind, []).append(
+                    blob.read_text()
+                )
+        last = {kind: values[-1] for kind, values in texts.items()}
+        record = ModelRecord(
+            model_path=(paths.get("model") or [""])[0],
+            parent_model=parent,
+            adapters=tuple(paths.get("adapter", ())),
+            template=last.get("template", DEFAULT_TEMPLATE),
+            system=last.get("system", ""),
+            parameters=json.loads(last.get("params") or "{}"),
+            messages=tuple(json.loads(last.get("messages") or "[]")),
+            licenses=tuple(texts.get("license", ())),
+        )
+        if "license" in texts:
+            last["license"] = "\n".join(texts["license"])
+        return record, last
 
     def _scan(self) -> None:
         for path in self.manifests.glob("*/*/*/*"):

@@ -16,11 +16,3 @@ def normalised(values: list[float]) -> list[float]:
     """L2-normalise (as `/api/embed` does)."""
     norm = math.sqrt(sum(v * v for v in values)) or 1.0
     return [v / norm for v in values]
-
-
-def embedding(model: str, text: str, width: int, dimensions: int | None = None) -> list[float]:
-    """A normalised vector, cut to `dimensions` and normalised again when asked."""
-    values = normalised(raw_vector(model, text, width))
-    if dimensions:
-        values = normalised(values[:dimensions])
-    return values

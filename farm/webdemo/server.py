@@ -1,9 +1,12 @@
 """Running the site: make or check the certificate, then serve the app over HTTPS.
 
-The server runs in this process (no workers, no reloader), so it leaves no child behind. On
-SIGINT or SIGTERM uvicorn stops accepting, closes idle connections and gives requests still in
-flight `SHUTDOWN_GRACE_S` before it cancels them: a seed RPC call forwarded to a node that never
-answers must not hold the exit for its whole 10 s timeout.
+The server is uvicorn behind the front door (`farm.common.frontdoor.serve`), which enforces
+the client-facing limits of `SiteSettings` (header sizes and timeouts, keep-alive, the
+connection cap) before a request reaches the app. It runs in this process (no workers, no
+reloader), so it leaves no child behind. On SIGINT or SIGTERM uvicorn stops accepting, closes
+idle connections and gives requests still in flight `SHUTDOWN_GRACE_S` before it cancels them:
+a seed RPC call forwarded to a node that never answers must not hold the exit for its whole
+10 s timeout.
 """
 
 from __future__ import annotations
@@ -11,8 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import uvicorn
-
+from farm.common.frontdoor import serve as serve_behind_door
 from farm.webdemo.app import create_app
 from farm.webdemo.assets import SiteAssets
 from farm.webdemo.certs import check_readable, ensure_certificate
@@ -39,15 +41,13 @@ def prepare_certificate(settings: SiteSettings, cert_dir: Path) -> tuple[Path, P
 
 def serve(settings: SiteSettings, assets: SiteAssets, cert: Path, key: Path) -> None:
     """Serve the site over HTTPS until SIGINT/SIGTERM (blocks)."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, assets),
-            host=settings.host,
-            port=settings.port,
-            ssl_certfile=str(cert),
-            ssl_keyfile=str(key),
-            log_level="warning",
-            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-        )
+    serve_behind_door(
+        create_app(settings, assets),
+        settings,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        graceful_shutdown_s=SHUTDOWN_GRACE_S,
+        ssl_certfile=cert,
+        ssl_keyfile=key,
     )
-    server.run()

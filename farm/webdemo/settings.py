@@ -15,12 +15,19 @@ from urllib.parse import urlsplit
 
 from pydantic import field_validator, model_validator
 
+from farm.common.frontdoor import DoorSettings
 from farm.common.net import is_loopback_url
-from farm.settings import ServiceSettings, setting
+from farm.settings import setting
 
 DEFAULT_PORT = 8443
 DEFAULT_PROXY_URL = "http://127.0.0.1:8080"
 DEFAULT_MODEL = "gemma3:4b"
+# nkn-sdk's seed calls are a few hundred bytes; 64 KiB is generous and still cheap to hold.
+DEFAULT_NKN_RPC_MAX_BODY = 64 * 1024
+# A page's MultiClient makes one call per sub-client when it connects (three today) and a few
+# more when it reconnects: nginx's usual `limit_req rate=10r/s burst=20` leaves room for that.
+DEFAULT_NKN_RPC_RATE = 10.0
+DEFAULT_NKN_RPC_BURST = 20
 
 
 def check_http_url(url: str) -> str:
@@ -41,8 +48,13 @@ def is_nkn_address(address: str) -> bool:
     return len(pubkey) == 64 and all(c in "0123456789abcdef" for c in pubkey.lower())
 
 
-class SiteSettings(ServiceSettings):
-    """Everything the site's server needs; the page gets the public part from `/config.json`."""
+class SiteSettings(DoorSettings):
+    """Everything the site's server needs; the page gets the public part from `/config.json`.
+
+    The client-facing limits are the front door's (`DoorSettings`). The only route that takes
+    a body is `/nkn-rpc`, capped at the smaller of `--nkn-rpc-max-body` and
+    `--client-max-body-size` (see `rpc_body_limit`).
+    """
 
     prog = "python -m farm.webdemo"
     summary = "Serve the demo page over HTTPS (default https://127.0.0.1:8443/)."
@@ -83,6 +95,27 @@ class SiteSettings(ServiceSettings):
         None,
         help="the browser reaches NKN nodes by wss; unset: ws for a loopback --nkn-rpc",
         env="FARM_SITE_NKN_TLS",
+    )
+    nkn_rpc_max_body: int = setting(
+        DEFAULT_NKN_RPC_MAX_BODY,
+        help="largest seed RPC call /nkn-rpc reads, bytes (larger: 413, the rest unread)",
+        env="FARM_SITE_NKN_RPC_MAX_BODY",
+        metavar="BYTES",
+        ge=256,
+    )
+    nkn_rpc_rate: float = setting(
+        DEFAULT_NKN_RPC_RATE,
+        help="seed RPC calls per second each client address may make through /nkn-rpc",
+        env="FARM_SITE_NKN_RPC_RATE",
+        metavar="PER_S",
+        gt=0,
+    )
+    nkn_rpc_burst: int = setting(
+        DEFAULT_NKN_RPC_BURST,
+        help="seed RPC calls a client address may make at once before --nkn-rpc-rate applies",
+        env="FARM_SITE_NKN_RPC_BURST",
+        metavar="CALLS",
+        ge=1,
     )
     model: str = setting(DEFAULT_MODEL, help="model preselected on the page", env="FARM_SITE_MODEL")
     relay_ping_timeout: float = setting(
@@ -141,6 +174,13 @@ class SiteSettings(ServiceSettings):
         if self.nkn_tls is not None:
             return self.nkn_tls
         return not (self.nkn_rpc is not None and is_loopback_url(self.nkn_rpc))
+
+    @property
+    def rpc_body_limit(self) -> int:
+        """Bytes of a seed RPC call `/nkn-rpc` reads at most (`client_max_body_size` 0: none)."""
+        if self.client_max_body_size == 0:
+            return self.nkn_rpc_max_body
+        return min(self.nkn_rpc_max_body, self.client_max_body_size)
 
     @property
     def url(self) -> str:

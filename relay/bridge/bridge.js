@@ -5,15 +5,19 @@
 //   commands: {"cmd":"open", seed, identifier, numSubClients, originalClient, rpcServerAddr,
 //              tls, reconnectIntervalMin, reconnectIntervalMax}   (first line, once)
 //             {"cmd":"send", id, dest, data}    fire and forget (no_reply on the wire)
+//             {"cmd":"send", id, dest, ack:true, data}   asks the receiver for its delivery ACK
 //             {"cmd":"probe", nonce}            a DM to ourselves, to prove the path works
 //             {"cmd":"close"}
 //   events:   {"event":"ready", addr, connect_ms}
 //             {"event":"message", src, data}
 //             {"event":"sent", id} / {"event":"send_error", id, error, permanent}
+//             {"event":"acked", id} / {"event":"unacked", id, error}   (only for ack:true)
 //             {"event":"probe", nonce}
 //             {"event":"error", error, fatal}
 //             {"event":"closed"}
 // The seed is read from stdin, never from argv, so it does not show up in `ps`.
+// `sent` means the DM's bytes have left this process (see WS_BUFFER_MAX_B), so the Python
+// side's count of unconfirmed DMs is what this process holds: bounded there, by bytes.
 "use strict";
 
 // Loopback never goes through an HTTP proxy: axios obeys HTTP_PROXY, and a proxied `getwsaddr`
@@ -43,8 +47,18 @@ const PERMANENT = new Set([
   "InvalidAddressError",
 ]);
 
+// `ws.send` only copies a message into the socket's buffer. On a stalled link that buffer
+// would grow without bound while the Python side, told "sent", handed over more DMs; so `sent`
+// waits while any ready sub-client's websocket holds more than this.
+const WS_BUFFER_MAX_B = 1 << 20;
+const DRAIN_POLL_MS = 10;
+// How long the SDK waits for a delivery ACK; the relay decides much sooner on its own clock.
+const ACK_WAIT_MS = 60000;
+
 let client = null;
 let closing = false;
+let drainQueue = []; // ids whose `sent` waits for the websockets to drain, oldest first
+let drainTimer = null;
 
 // Events leave in one stdout write per turn of the event loop: under load a write per `sent`
 // event was a noticeable share of the bridge's CPU. Whoever exits must call flushEvents first.
@@ -124,6 +138,8 @@ function open(cmd) {
 // build the payload ourselves with `no_reply` set and send it the way MultiClient.send does
 // (one message id, one copy from each ready sub-client to its `__i__.` twin). These are SDK
 // internals, pinned by package-lock.json; without them we fall back to the public send.
+// The relay asks for an ACK on one DM per peer at a time (`ack:true`), to notice a peer that
+// is gone; those go without `no_reply`, as every DM of the stock SDK does.
 const payloads = nkn.pb && nkn.pb.payloads;
 const CAN_SET_NO_REPLY =
   payloads !== undefined &&
@@ -132,43 +148,123 @@ const CAN_SET_NO_REPLY =
   typeof nkn.Client.prototype._processDests === "function";
 const MESSAGE_ID_BYTES = 8;
 
-function textPayload(text) {
+function textPayload(text, noReply) {
   const data = new payloads.TextData();
   data.setText(text);
   const payload = new payloads.Payload();
   payload.setType(payloads.PayloadType.TEXT);
   payload.setMessageId(nkn.util.randomBytes(MESSAGE_ID_BYTES));
   payload.setData(data.serializeBinary());
-  payload.setNoReply(true);
+  payload.setNoReply(noReply);
   return payload;
 }
 
-async function sendNoReply(dest, text) {
-  if (!CAN_SET_NO_REPLY) return client.send(dest, text, { noReply: true });
+// Waits for the receiver's ACK (or reply) to one message, on whichever sub-client it arrives:
+// the receiver ACKs from each of its sub-clients to ours, and each of ours matches responses
+// to its own pending ids. The SDK's ResponseProcessor is not exported; its ResponseManager
+// only uses these four members. Returns { promise, cancel }.
+function awaitAck(ids, messageId) {
+  const key = Buffer.from(messageId).toString("hex");
+  const deadline = Date.now() + ACK_WAIT_MS;
+  let settle = null;
+  const forget = () => {
+    for (const id of ids) {
+      const sub = client && client.clients[id];
+      if (sub) sub.responseManager.responseProcessors.delete(key);
+    }
+  };
+  const promise = new Promise((resolve, reject) => {
+    settle = (err) => {
+      if (settle === null) return;
+      settle = null;
+      forget();
+      if (err) reject(err);
+      else resolve();
+    };
+  });
+  const processor = {
+    messageId: key,
+    checkTimeout: (now) => (now || Date.now()) > deadline,
+    handleResponse: () => settle && settle(null),
+    handleTimeout: () => settle && settle(new Error("Message timeout")),
+  };
+  for (const id of ids) client.clients[id].responseManager.add(processor);
+  return { promise, cancel: () => settle && settle(new Error("not sent")) };
+}
+
+// Resolves once written, to { acked }: null, or a promise of the receiver's ACK.
+async function sendDm(dest, text, ack) {
+  if (!CAN_SET_NO_REPLY) {
+    // Without the SDK internals a write cannot be told from its ACK: `sent` comes first.
+    if (!ack) return { acked: await client.send(dest, text, { noReply: true }) };
+    return { acked: client.send(dest, text, { responseTimeout: ACK_WAIT_MS }) };
+  }
   const ids = client.readyClientIDs();
   if (ids.length === 0) throw new nkn.errors.ClientNotReadyError();
   const target = await client.defaultClient._processDests(dest);
-  const payload = textPayload(text);
+  const payload = textPayload(text, !ack);
+  const waiting = ack ? awaitAck(ids, payload.getMessageId()) : null;
   try {
     await Promise.any(ids.map((id) => client.clients[id]._send(id === "" ? target : `${id}.${target}`, payload)));
   } catch (err) {
+    if (waiting !== null) {
+      waiting.promise.catch(() => {});
+      waiting.cancel();
+    }
     // All sub-clients failed: report the first reason, whose name tells if a retry can help.
     throw err.errors && err.errors.length > 0 ? err.errors[0] : err;
   }
-  return null;
+  return { acked: waiting === null ? null : waiting.promise };
+}
+
+function backlogged() {
+  for (const id of client.readyClientIDs()) {
+    const ws = client.clients[id].ws;
+    if (ws && ws.bufferedAmount > WS_BUFFER_MAX_B) return true;
+  }
+  return false;
+}
+
+function confirmSent(id) {
+  if (drainQueue.length === 0 && !backlogged()) return emit({ event: "sent", id });
+  drainQueue.push(id);
+  if (drainTimer === null) drainTimer = setTimeout(drainSent, DRAIN_POLL_MS);
+}
+
+function drainSent() {
+  drainTimer = null;
+  if (client !== null && backlogged()) {
+    drainTimer = setTimeout(drainSent, DRAIN_POLL_MS);
+    return;
+  }
+  const ids = drainQueue;
+  drainQueue = [];
+  for (const id of ids) emit({ event: "sent", id });
+}
+
+function errorText(err) {
+  return `${(err && err.name) || "Error"}: ${err && err.message ? err.message : err}`;
 }
 
 function send(cmd) {
   if (client === null) {
     return emit({ event: "send_error", id: cmd.id, error: "not open", permanent: false });
   }
-  sendNoReply(cmd.dest, cmd.data).then(
-    () => emit({ event: "sent", id: cmd.id }),
+  sendDm(cmd.dest, cmd.data, cmd.ack === true).then(
+    ({ acked }) => {
+      confirmSent(cmd.id);
+      if (acked && typeof acked.then === "function") {
+        acked.then(
+          () => emit({ event: "acked", id: cmd.id }),
+          (err) => emit({ event: "unacked", id: cmd.id, error: errorText(err) }),
+        );
+      }
+    },
     (err) =>
       emit({
         event: "send_error",
         id: cmd.id,
-        error: `${err.name || "Error"}: ${err.message}`,
+        error: errorText(err),
         permanent: PERMANENT.has(err.name),
       }),
   );
@@ -177,7 +273,7 @@ function send(cmd) {
 function probe(cmd) {
   if (client === null) return;
   const data = JSON.stringify({ event: PROBE_EVENT, nonce: cmd.nonce });
-  sendNoReply(client.addr, data).catch((err) =>
+  sendDm(client.addr, data, false).catch((err) =>
     emit({ event: "error", error: `probe: ${err.message}`, fatal: false }),
   );
 }

@@ -23,6 +23,9 @@ _IDENTIFIER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SCHEMES = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
 #: The seed's NKN_NUM_SUBCLIENTS: on the real network each sub-client is a separate path.
 SEED_NUM_SUBCLIENTS = 2
+#: Bytes of DMs the outbox holds at most by default: a stalled link must not make the bridge
+#: hold `queue_limit` DMs of 3.5 MB each.
+DEFAULT_QUEUE_LIMIT_B = 128 * 2**20
 MAX_SUBCLIENTS = 16
 
 
@@ -96,6 +99,7 @@ class BridgeConfig:
     # passes its snapshot (farm.settings.process_environ()); None inherits this process's.
     environ: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
     queue_limit: int = 1000
+    queue_limit_b: int = DEFAULT_QUEUE_LIMIT_B
     ready_timeout_s: float = 30.0
     probe_interval_s: float = 30.0
     probe_timeout_s: float = 10.0
@@ -118,6 +122,8 @@ class BridgeConfig:
             raise BridgeConfigError(f"identifier: {self.identifier!r} is not a valid identifier")
         if self.queue_limit < 1:
             raise BridgeConfigError("queue_limit: must be at least 1")
+        if self.queue_limit_b < 1:
+            raise BridgeConfigError("queue_limit_b: must be at least 1")
         for name in ("ready_timeout_s", "probe_interval_s", "probe_timeout_s", "close_timeout_s"):
             if getattr(self, name) <= 0:
                 raise BridgeConfigError(f"{name}: must be positive")

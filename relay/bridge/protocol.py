@@ -47,15 +47,23 @@ class OpenCommand:
 
 @dataclass(frozen=True, slots=True)
 class SendCommand:
-    """Send one DM, fire and forget; the bridge answers `sent` or `send_error` with `id`."""
+    """Send one DM, fire and forget; the bridge answers `sent` or `send_error` with `id`.
+
+    With `ack`, the DM asks the receiver for its delivery ACK; `acked` or `unacked` follows.
+    """
 
     id: int
     dest: str
     data: str
+    ack: bool = False
 
     def encode(self) -> bytes:
         """The stdin line."""
-        return _line({"cmd": "send", "id": self.id, "dest": self.dest, "data": self.data})
+        line: dict[str, Any] = {"cmd": "send", "id": self.id, "dest": self.dest}
+        if self.ack:
+            line["ack"] = True
+        line["data"] = self.data
+        return _line(line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +113,21 @@ class SendError:
 
 
 @dataclass(frozen=True, slots=True)
+class Acked:
+    """The receiver acknowledged a DM sent with `ack`."""
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unacked:
+    """No ACK will come for a DM sent with `ack` (the SDK stopped waiting, or it failed)."""
+
+    id: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeEcho:
     """Our self-probe came back through the network."""
 
@@ -124,7 +147,7 @@ class Closed:
     """The bridge closed its client and is exiting."""
 
 
-Event = Ready | Message | Sent | SendError | ProbeEcho | BridgeFailure | Closed
+Event = Ready | Message | Sent | SendError | Acked | Unacked | ProbeEcho | BridgeFailure | Closed
 
 
 def decode_event(line: bytes) -> Event:
@@ -140,6 +163,10 @@ def decode_event(line: bytes) -> Event:
             return Sent(int(obj["id"]))
         if kind == "send_error":
             return SendError(int(obj["id"]), str(obj["error"]), bool(obj["permanent"]))
+        if kind == "acked":
+            return Acked(int(obj["id"]))
+        if kind == "unacked":
+            return Unacked(int(obj["id"]), str(obj.get("error", "")))
         if kind == "probe":
             return ProbeEcho(str(obj["nonce"]))
         if kind == "error":

@@ -5,6 +5,8 @@ self-probe (a DM to our own address), it is killed and restarted with exponentia
 the same seed gives the same address. Outgoing DMs wait in a bounded queue while it is down
 and stay there until the bridge confirms it wrote them, so none within the bound is lost (a DM
 in flight when a bridge dies may be sent twice; relay frames carry ids and `seq` for that).
+The bridge confirms a DM only once its bytes have left the process, so a stalled NKN link
+shows here as DMs that stay unconfirmed, within the outbox's count and byte bounds.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from relay.bridge.errors import (
     BridgeStartError,
     MessageTooLargeError,
 )
-from relay.bridge.outbox import Outbox
+from relay.bridge.outbox import Outbox, Outgoing
 from relay.bridge.process import BridgeProcess, check_installed
 from relay.bridge.protocol import (
+    Acked,
     BridgeFailure,
     Message,
     ProbeCommand,
@@ -34,7 +37,9 @@ from relay.bridge.protocol import (
     SendCommand,
     SendError,
     Sent,
+    Unacked,
 )
+from relay.transport import Acked as AckFuture
 from relay.transport import Incoming, Sending
 
 log = logging.getLogger(__name__)
@@ -61,7 +66,9 @@ class NknTransport:
     def __init__(self, config: BridgeConfig) -> None:
         self._config = config
         self._address: str | None = None
-        self._outbox = Outbox(config.queue_limit)
+        self._outbox = Outbox(config.queue_limit, config.queue_limit_b)
+        # ACKs asked for by DMs the bridge already wrote, by DM id.
+        self._acks: dict[int, AckFuture] = {}
         # Unbounded on purpose: blocking here would also stall probe echoes and `sent` events.
         self._incoming: asyncio.Queue[Incoming | None] = asyncio.Queue()
         self._healthy = asyncio.Event()  # the bridge is ready and its last probe came back
@@ -85,6 +92,11 @@ class NknTransport:
         return self._address
 
     @property
+    def outbox_b(self) -> int:
+        """Bytes of DMs queued or in flight, not yet confirmed written by the bridge."""
+        return self._outbox.size_b
+
+    @property
     def bridge_pid(self) -> int | None:
         """The running bridge's process id (None while it is down)."""
         return self._proc.pid if self._proc is not None else None
@@ -104,10 +116,11 @@ class NknTransport:
         log.info("NKN ready: %s (%.0f ms)", self.address, (self.connect_s or 0) * 1000)
         return self.address
 
-    async def send(self, dest: str, payload: str) -> Sending:
+    async def send(self, dest: str, payload: str, *, ack: AckFuture | None = None) -> Sending:
         """Queue one DM for `dest`; returns at once (fire and forget, `no_reply`).
 
         The returned future completes once the bridge wrote the DM to the node (or gave up).
+        With `ack`, the DM asks for the receiver's delivery ACK instead of `no_reply`.
         """
         if self._closing or self._task is None:
             raise BridgeClosedError("the NKN transport is not running")
@@ -119,7 +132,7 @@ class NknTransport:
             raise MessageTooLargeError(
                 f"DM of {size} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte NKN message limit"
             )
-        return self._outbox.put(dest, payload)
+        return self._outbox.put(dest, payload, size_b=size, ack=ack)
 
     async def incoming(self) -> AsyncIterator[Incoming]:
         """DMs addressed to us, in arrival order; ends when the transport closes."""
@@ -146,6 +159,7 @@ class NknTransport:
         with contextlib.suppress(asyncio.CancelledError, BridgeError, OSError):
             await self._task
         self._outbox.abandon()
+        self._lose_acks()
         self._incoming.put_nowait(None)
 
     # --- supervision -------------------------------------------------------------------------
@@ -176,6 +190,7 @@ class NknTransport:
             self._proc = None
             self._healthy.clear()
             self._outbox.requeue_inflight()
+            self._lose_acks()
             if self._closing:
                 return
             if not self._settled.is_set() and attempt + 1 >= max(
@@ -231,9 +246,16 @@ class NknTransport:
             case Message(src, data):
                 self._incoming.put_nowait(Incoming(src, data))
             case Sent(msg_id):
-                self._outbox.confirm(msg_id)
+                item = self._outbox.confirm(msg_id)
+                if item is not None and item.ack is not None and not item.ack.done():
+                    self._acks[msg_id] = item.ack
             case SendError(msg_id, error, permanent):
                 self._on_send_error(msg_id, error, permanent)
+            case Acked(msg_id):
+                self._settle_ack(msg_id, True)
+            case Unacked(msg_id, error):
+                log.info("no ACK for DM %d: %s", msg_id, error)
+                self._settle_ack(msg_id, False)
             case ProbeEcho(nonce):
                 future = self._probes.pop(nonce, None)
                 if future is not None and not future.done():
@@ -256,13 +278,28 @@ class NknTransport:
         self._healthy.set()
         self._settled.set()
 
+    def _settle_ack(self, msg_id: int, acked: bool) -> None:
+        # The ACK may beat the bridge's `sent` (which waits for the socket to drain).
+        ack = self._acks.pop(msg_id, None)
+        item = self._outbox.in_flight(msg_id) if ack is None else None
+        if item is not None:
+            ack, item.ack = item.ack, None
+        if ack is not None and not ack.done():
+            ack.set_result(acked)
+
+    def _lose_acks(self) -> None:
+        """The bridge that waited for these ACKs is gone: nobody can match them any more."""
+        for ack in self._acks.values():
+            ack.cancel()
+        self._acks.clear()
+
     def _on_send_error(self, msg_id: int, error: str, permanent: bool) -> None:
         item = self._outbox.failed(msg_id)
         if item is None:
             return
         if permanent or item.attempts >= MAX_SEND_ATTEMPTS:
             log.error("dropped DM to %s after %d tries: %s", item.dest, item.attempts, error)
-            item.settle()
+            self._outbox.give_up(item)
             return
         # Likely no subclient is connected: hold sending until a probe proves the path again.
         log.warning("DM to %s failed (%s); retrying after a probe", item.dest, error)
@@ -275,7 +312,9 @@ class NknTransport:
             await self._healthy.wait()
             # Whatever queued up meanwhile goes in one pipe write instead of one per DM.
             items = await self._outbox.take_many(WRITE_BATCH_DMS)
-            lines = b"".join(SendCommand(i.id, i.dest, i.payload).encode() for i in items)
+            lines = b"".join(
+                SendCommand(i.id, i.dest, i.payload, ack=_wants_ack(i)).encode() for i in items
+            )
             if not await proc.write(lines):
                 return  # the process is gone; _run requeues what is in flight
 
@@ -312,3 +351,7 @@ class NknTransport:
             return False
         finally:
             self._probes.pop(nonce, None)
+
+
+def _wants_ack(item: Outgoing) -> bool:
+    return item.ack is not None and not item.ack.done()

@@ -24,7 +24,8 @@ class LocalNode(ChildServer):
     """A `python -m relay.localnode` subprocess on a loopback port, ready on `__enter__`.
 
     `port=0` (the default) lets the node pick a free port; pass a fixed port to restart a
-    node where clients expect it. `.rpc_url` is what the SDK's `rpcServerAddr` should be.
+    node where clients expect it. `settings` sets everything else (e.g. lower limits); the
+    arguments given here win over it. `.rpc_url` is what the SDK's `rpcServerAddr` should be.
     """
 
     def __init__(
@@ -34,16 +35,15 @@ class LocalNode(ChildServer):
         certfile: str | None = None,
         keyfile: str | None = None,
         start_timeout: float = 20.0,
+        settings: LocalNodeSettings | None = None,
     ) -> None:
+        update: dict[str, object] = {"port": port}
         # TLS needs both files; one alone is ignored, as it always was here.
-        tls = bool(certfile and keyfile)
-        settings = LocalNodeSettings(
-            port=port,
-            certfile=Path(certfile) if tls and certfile else None,
-            keyfile=Path(keyfile) if tls and keyfile else None,
-        )
+        if certfile and keyfile:
+            update.update(certfile=Path(certfile), keyfile=Path(keyfile))
         if host:
-            settings = settings.model_copy(update={"host": host})
+            update["host"] = host
+        settings = (settings or LocalNodeSettings()).model_copy(update=update)
         self.host = settings.host
         self.port = port
         self._args = to_argv(settings)

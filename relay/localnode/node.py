@@ -22,6 +22,8 @@ from aiohttp import WSMsgType, web
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from farm.common.frontdoor.door import DoorLimits
+from farm.common.frontdoor.fds import connection_cap
 from relay.localnode.codec import (
     OUTBOUND_MESSAGE,
     RECEIPT,
@@ -29,6 +31,7 @@ from relay.localnode.codec import (
     OutboundMessage,
     inbound_frame,
 )
+from relay.localnode.door import LINGER_S, NodeDoor
 from relay.localnode.errors import CodecError
 from relay.localnode.rpc import (
     CORS_HEADERS,
@@ -42,6 +45,8 @@ from relay.localnode.settings import LocalNodeSettings
 from relay.localnode.state import STATE, Held, NodeState
 
 log = logging.getLogger(__name__)
+
+TLS_SHUTDOWN_TIMEOUT_S = 5.0
 
 
 def _valid_addr(addr: object) -> bool:
@@ -208,28 +213,58 @@ async def _close_sockets(app: web.Application) -> None:
 
 def create_app(config: LocalNodeSettings) -> web.Application:
     """Build the node: JSON-RPC (POST, any path) and websocket (GET upgrade, any path)."""
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=config.client_max_body_size)
     app[STATE] = NodeState(config)
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     app.on_shutdown.append(_close_sockets)
     return app
 
 
+def _runner(config: LocalNodeSettings) -> web.AppRunner:
+    """aiohttp's runner, its handler bounded by the node's limits (see `relay.localnode.door`)."""
+    return web.AppRunner(
+        create_app(config),
+        access_log=None,
+        max_line_size=config.max_request_line,
+        max_field_size=config.max_request_line,
+        max_headers=config.max_headers,
+        keepalive_timeout=config.keepalive_timeout,
+        lingering_time=LINGER_S,
+    )
+
+
 async def serve(config: LocalNodeSettings, on_ready: Callable[[str], None]) -> None:
-    """Run the node until cancelled; `on_ready` gets the base URL once the port is bound."""
+    """Run the node until cancelled; `on_ready` gets the base URL once the port is bound.
+
+    The listening socket is the node's own (`loop.create_server`), not an aiohttp site, so
+    that every connection passes the door first.
+    """
     ssl_context = None
     if config.tls:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(str(config.certfile), str(config.keyfile))
-    runner = web.AppRunner(create_app(config), access_log=None)
+    runner = _runner(config)
     await runner.setup()
+    limits = DoorLimits.of(config, connection_cap(config.max_connections))
+    if runner.server is None:
+        raise RuntimeError("aiohttp's runner made no server at setup")
+    door = NodeDoor(runner.server, limits)
+    listener: asyncio.Server | None = None
     try:
-        site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
-        await site.start()
-        port = runner.addresses[0][1]  # the bound port, also when port 0 asked for any free one
+        listener = await asyncio.get_running_loop().create_server(
+            door,
+            config.host,
+            config.port,
+            ssl=ssl_context,
+            # A peer that never answers our TLS close_notify holds its socket this long at most.
+            ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT_S if ssl_context else None,
+        )
+        port = listener.sockets[0].getsockname()[1]  # the bound port, also for port 0
         scheme = "https" if config.tls else "http"
         host = f"[{config.host}]" if ":" in config.host else config.host
         on_ready(f"{scheme}://{host}:{port}")
         await asyncio.Event().wait()
     finally:
+        if listener is not None:
+            listener.close()
         await runner.cleanup()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from pydantic import model_validator
 
-from farm.settings import ServiceSettings, setting
+from farm.common.frontdoor import DoorSettings
+from farm.settings import setting
 
 # NKN's own limit is 4 MiB per message; the SDK's envelope and protobuf framing add a little,
 # and Python websocket servers default to 1 MiB, too small for one, so allow a comfortable 16 MiB.
@@ -17,8 +18,13 @@ MIN_FRAME_BYTES = 4_300_000
 DEFAULT_MAX_HELD = 1000
 
 
-class LocalNodeSettings(ServiceSettings):
-    """The local NKN test node (a loopback test network, never the real NKN network)."""
+class LocalNodeSettings(DoorSettings):
+    """The local NKN test node (a loopback test network, never the real NKN network).
+
+    The client-facing limits are the front door's (`DoorSettings`), with its names and
+    defaults; `relay.localnode.door` says how aiohttp and the node enforce each.
+    `--client-max-body-size` caps a JSON-RPC body (0: no cap).
+    """
 
     prog = "python -m relay.localnode"
     summary = "A local NKN test network node for the real nkn-sdk (offline use and tests)."

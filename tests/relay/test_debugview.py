@@ -7,7 +7,7 @@ import json
 from rich.console import Console
 
 from relay.debugview import DmView
-from relay.server import DmEvent
+from relay.outlet import DmEvent
 
 
 def test_view_lists_recent_dms_and_totals() -> None:

@@ -15,6 +15,7 @@ import pytest
 from farm.sim.child import SimServer
 from relay.bridge import BridgeConfig, NknTransport
 from relay.client import RelayClient
+from relay.frames import HttpRequest, HttpSpec, decode, encode
 from relay.localnode.child import LocalNode
 from relay.server import RelayServer
 from tests.relay.harness import config_for
@@ -32,7 +33,10 @@ def node() -> Iterator[LocalNode]:
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimServer]:
-    with SimServer(num_parallel=2, load_ms=0, decode_ms=5, seed=3) as server:
+    # Answers end only at num_predict or when the upstream closes (never by themselves).
+    with SimServer(
+        num_parallel=2, load_ms=0, decode_ms=5, seed=3, response_tokens="1000000"
+    ) as server:
         yield server
 
 
@@ -56,12 +60,12 @@ class Nkn:
 
 @asynccontextmanager
 async def over_nkn(
-    node: LocalNode, sim: SimServer, targets: dict[str, str] | None = None
+    node: LocalNode, sim: SimServer, targets: dict[str, str] | None = None, **changes: object
 ) -> AsyncIterator[Nkn]:
     relay = NknTransport(bridge_config(node))
     peer = NknTransport(bridge_config(node))
     await asyncio.gather(relay.start(), peer.start())
-    config = config_for(sim.url, targets={"ollama": sim.url, **(targets or {})})
+    config = config_for(sim.url, targets={"ollama": sim.url, **(targets or {})}, **changes)
     server = RelayServer(config, relay)
     task = asyncio.create_task(server.serve())
     try:
@@ -90,6 +94,15 @@ async def test_streamed_generate_over_nkn_is_complete_in_order(node, sim) -> Non
     assert chunks[-1]["done"] is True and chunks[-1]["eval_count"] == len(chunks) - 1
     end = s.result.end
     assert end is not None and end.ok and end.done_seen and end.last_seq == len(lines)
+
+
+async def test_a_peer_that_acknowledges_over_nkn_is_never_cut(node, sim) -> None:
+    # 300 tokens take about 1.5 s, three ACK timeouts: each ACK must come back through NKN.
+    async with over_nkn(node, sim, ack_timeout_s=0.5) as nkn:
+        async with nkn.client.stream(path="/api/generate", json=_body(300)) as s:
+            lines = await s.lines()
+    assert json.loads(lines[-1].line)["done"] is True
+    assert s.result.end is not None and s.result.end.ok
 
 
 async def test_cancel_over_nkn_frees_the_simulator_slot(node, sim) -> None:
@@ -124,3 +137,40 @@ async def test_relay_bridge_killed_mid_stream_recovers(node, sim) -> None:
     assert [line.seq for line in lines] == list(range(1, 202))
     assert s.result.end is not None and s.result.end.done_seen
     assert again.ok
+
+
+async def test_vanished_peer_over_nkn_frees_the_simulator_slot_within_the_ack_timeout(
+    node, sim
+) -> None:
+    # The peer's NKN client goes away without a relay.cancel: only its missing ACKs tell.
+    before = sim.state()["requests"]["cancelled"]
+    relay = NknTransport(bridge_config(node))
+    peer = NknTransport(bridge_config(node))
+    await asyncio.gather(relay.start(), peer.start())
+    server = RelayServer(config_for(sim.url, ack_timeout_s=2.0), relay)
+    task = asyncio.create_task(server.serve())
+    try:
+        spec = HttpSpec("/api/generate", "POST", service="ollama", json=_body(10**6), stream=True)
+        await peer.send(relay.address, encode(HttpRequest("gone-1", spec)))
+        first = await asyncio.wait_for(anext(peer.incoming()), 15)
+        assert type(decode(first.payload)).__name__ == "ResponseBegin", first.payload
+        await peer.close()
+        await asyncio.to_thread(
+            sim.wait_for,
+            lambda st: (
+                st["requests"]["cancelled"] == before + 1 and st["models"][MODEL]["active"] == 0
+            ),
+            10.0,
+        )
+        assert server.in_flight == 0 or await _drained(server)
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+        await relay.close()
+
+
+async def _drained(server: RelayServer) -> bool:
+    async with asyncio.timeout(5):
+        while server.in_flight:
+            await asyncio.sleep(0.01)
+    return True

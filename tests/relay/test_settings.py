@@ -106,6 +106,10 @@ def test_bad_workers_in_the_env_file_names_the_key_and_the_file(
         ("RELAY_BATCH_MS", "soon"),
         ("RELAY_KEEPALIVE_S", "0"),
         ("RELAY_MAX_DM_B", "5000000"),
+        ("RELAY_PEER_UNSENT_B", "100"),
+        ("RELAY_PEER_UNSENT_B", "1000000"),  # under RELAY_MAX_DM_B: no DM would fit
+        ("RELAY_UNSENT_B", "1000000"),  # under RELAY_PEER_UNSENT_B
+        ("RELAY_ACK_TIMEOUT_S", "0"),
         ("NKN_NUM_SUBCLIENTS", "99"),
         ("NKN_NUM_SUBCLIENTS", "0"),
         ("NKN_IDENTIFIER", "a b"),
@@ -167,6 +171,11 @@ def test_bridge_config_carries_the_identity_and_the_node_environment() -> None:
     assert (bridge.seed_hex, bridge.identifier, bridge.environ) == (SEED, "farm", {"PATH": "/bin"})
     with pytest.raises(BridgeConfigError, match="^NKN_SEED_HEX: missing"):
         _load().bridge_config()
+
+
+def test_the_bridge_outbox_bound_follows_the_relays_backlog_cap() -> None:
+    s = _load(environ={"NKN_SEED_HEX": SEED, "RELAY_UNSENT_B": "8000000"})
+    assert s.unsent_b == 8_000_000 and s.bridge_config().queue_limit_b == 16_000_000
 
 
 def _clean_environ() -> dict[str, str]:
@@ -270,7 +279,10 @@ def relay_settings(draw: st.DrawFn) -> RelaySettings:
         "keepalive_s": draw(st.floats(0.05, 3600.0)),
         "max_line_b": draw(st.integers(64, MAX_DM_B_LIMIT)),
         "max_dm_b": max_dm_b,
+        "ack_timeout_s": draw(st.floats(0.05, 3600.0)),
     }
+    values["peer_unsent_b"] = draw(st.integers(max_dm_b, 2**40))
+    values["unsent_b"] = draw(st.integers(values["peer_unsent_b"], 2**40))
     return validate(RelaySettings, values)
 
 

@@ -3,13 +3,17 @@
 Routes: `/stream?n=N&delay=S` (chunked NDJSON, Ollama-like lines, ends with `done:true`),
 `/hang` (headers, then a line every 20 ms until the client leaves), `/die` (two lines, then the
 connection drops mid-body), `/v1/sse` (SSE ending in `data: [DONE]`), anything else echoes the
-request as JSON. `active` counts streams in progress; `disconnects` counts clients that left.
+request as JSON. `/flood?mb=M` streams M MB of NDJSON as fast as the reader takes it:
+`flood_b` counts what it wrote, `stuck_s()` is how long its current write has waited for the
+reader (TCP is full; 0 while it is not waiting). `active` counts streams in progress;
+`disconnects` counts clients that left.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from contextlib import suppress
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +25,8 @@ class Upstream:
         self.active = 0
         self.disconnects = 0
         self.requests: list[dict[str, object]] = []
+        self.flood_b = 0
+        self._stuck_since: float | None = None
         self._server: asyncio.Server | None = None
         self._handlers: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self.url = ""
@@ -41,6 +47,11 @@ class Upstream:
         if self._handlers:
             await asyncio.wait(set(self._handlers), timeout=5)
         await self._server.wait_closed()
+
+    def stuck_s(self) -> float:
+        """Seconds the flood's current write has been waiting for the reader (0: none waits)."""
+        since = self._stuck_since
+        return 0.0 if since is None else time.monotonic() - since
 
     async def wait_for(self, predicate, timeout: float = 5.0) -> None:
         """Poll a condition on this server with a deadline."""
@@ -74,6 +85,8 @@ class Upstream:
                 )
             elif url.path == "/hang":
                 await self._stream(reader, writer, 10**9, 0.02)
+            elif url.path == "/flood":
+                await self._flood(writer, int(float(query.get("mb", "50")) * 1_000_000))
             elif url.path == "/die":
                 await self._die(writer)
             elif url.path == "/v1/sse":
@@ -138,6 +151,32 @@ class Upstream:
             self.disconnects += 1
         finally:
             eof.cancel()
+            self.active -= 1
+
+    async def _flood(self, writer: asyncio.StreamWriter, total_b: int) -> None:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        line = json.dumps({"model": "m", "response": "x" * 1000, "done": False}).encode() + b"\n"
+        block = self._chunk(line * 64)
+        self.active += 1
+        try:
+            sent = 0
+            while sent < total_b:
+                writer.write(block)
+                sent += len(line) * 64
+                self.flood_b += len(line) * 64
+                # drain returns at once (without yielding) unless the reader stopped reading.
+                self._stuck_since = time.monotonic()
+                await writer.drain()
+                self._stuck_since = None
+            writer.write(self._chunk(b'{"model":"m","response":"","done":true}\n') + b"0\r\n\r\n")
+            await writer.drain()
+        except ConnectionError:
+            self.disconnects += 1
+        finally:
+            self._stuck_since = None
             self.active -= 1
 
     async def _die(self, writer) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from farm.common.frontdoor import door_config
 from farm.common.net import free_port
 from farm.proxy.app import ProxyApp, create_app
 from farm.proxy.settings import ProxySettings
@@ -45,16 +46,13 @@ async def run_proxy(settings: ProxySettings) -> AsyncIterator[RunningProxy]:
     port = free_port()
     app = create_app(settings)
     uv = uvicorn.Server(
-        uvicorn.Config(
+        door_config(
             app,
+            settings,
             host="127.0.0.1",
             port=port,
             loop="none",
-            http="httptools",
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=1,
+            graceful_shutdown_s=1,
             server_header=False,
             date_header=False,
         )

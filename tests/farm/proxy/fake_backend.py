@@ -31,6 +31,8 @@ class FakeState:
     seen: list[dict[str, Any]] = field(default_factory=list)
     blob_bytes: int = 0
     loaded: set[str] = field(default_factory=set)
+    # Every request that reached the backend: (method, path as sent, query included).
+    requests: list[tuple[str, str]] = field(default_factory=list)
 
 
 class FakeBackend:
@@ -56,7 +58,7 @@ class FakeBackend:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> FakeBackend:
-        app = web.Application(client_max_size=1024**4)
+        app = web.Application(client_max_size=1024**4, middlewares=[self._record])
         app.router.add_route("GET", "/", self._root)
         app.router.add_route("HEAD", "/", self._root)
         app.router.add_get("/api/version", self._version)
@@ -78,6 +80,11 @@ class FakeBackend:
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         return self
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.state.requests.append((request.method, request.raw_path))
+        return await handler(request)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -12,6 +12,7 @@ import pytest
 
 from farm.common.net import free_port
 from farm.proxy.settings import ProxySettings
+from farm.proxy.upstream import OutOfDescriptors
 from tests.farm.proxy.conftest import run_proxy
 from tests.farm.proxy.fake_backend import EXISTING_BLOB, FakeBackend
 from tests.farm.proxy.test_forward import wait_until
@@ -206,3 +207,34 @@ async def test_blob_the_backend_already_has_answers_without_reading_the_upload(f
         async with http.get(proxy.url + "/api/version") as resp:
             assert resp.status == 200
     assert fake.state.blob_bytes == 0
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_json_bodies_have_the_door_cap_and_blob_uploads_do_not(fake, proxy_for, chunked):
+    data = b'{"model": "m", "prompt": "' + b"x" * 5000 + b'"}'
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    async with proxy_for([fake.url], client_max_body_size=4096) as proxy:
+        async with aiohttp.ClientSession() as http:
+            body = _chunks(data, 1000) if chunked else data
+            async with http.post(proxy.url + "/api/generate", data=body) as resp:
+                assert resp.status == 413
+                assert "--client-max-body-size" in (await resp.json())["error"]
+            body = _chunks(data, 1000) if chunked else data
+            async with http.post(proxy.url + "/api/blobs/" + digest, data=body) as resp:
+                assert resp.status == 201
+    assert fake.state.seen == []
+    assert fake.state.blob_bytes == len(data)
+
+
+async def test_out_of_descriptors_is_a_503_and_the_backend_stays_up(fake, proxy_for):
+    async with proxy_for([fake.url]) as proxy, aiohttp.ClientSession() as http:
+        upstream = proxy.app.forwarder.upstreams[fake.url]
+
+        async def no_descriptor_left():
+            raise OutOfDescriptors("[Errno 24] Too many open files")
+
+        upstream.acquire = no_descriptor_left
+        async with http.post(proxy.url + "/api/generate", json={"model": "m"}) as resp:
+            assert resp.status == 503
+            assert "ulimit -n" in (await resp.json())["error"]
+        assert all(b.up for b in proxy.app.pool.backends)

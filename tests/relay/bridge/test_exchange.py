@@ -9,12 +9,13 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from relay.bridge import BridgeError, MessageTooLargeError, NknTransport
+from relay.bridge import BridgeError, MessageTooLargeError, NknTransport, QueueFullError
 from relay.bridge.config import BRIDGE_DIR
 from relay.localnode.child import LocalNode
 from relay.transport import Incoming
@@ -122,3 +123,54 @@ async def test_a_stock_sdk_sender_still_gets_its_ack(pair: Pair, local_node: Loc
     [got] = await receive(b, 1)
     assert json.loads(stdout.decode().splitlines()[-1]) == {"acked": True}
     assert got.payload == "from a stock sdk"
+
+
+async def test_a_dm_sent_with_ack_gets_the_receivers_ack(pair: Pair) -> None:
+    a, b = pair
+    ack = asyncio.get_running_loop().create_future()
+    await a.send(b.address, "please ack", ack=ack)
+    [got] = await receive(b, 1)
+    assert await asyncio.wait_for(ack, 10) is True
+    assert got.payload == "please ack"
+
+
+async def test_a_stalled_link_is_held_back_in_the_outbox_bounded_by_bytes(
+    local_node: LocalNode,
+) -> None:
+    # The receiver's bridge is frozen: the node blocks writing to it and stops reading from us.
+    # `sent` must then stop too, so DMs stay in our bounded outbox instead of piling up in
+    # the bridge's websocket buffer.
+    quiet = {"probe_interval_s": 600.0}
+    limit_b = 4_000_000
+    async with (
+        running(make_config(local_node, queue_limit_b=limit_b, **quiet)) as a,
+        running(make_config(local_node, **quiet)) as b,
+    ):
+        assert b.bridge_pid is not None
+        os.kill(b.bridge_pid, signal.SIGSTOP)
+        try:
+            offered = await _offer(a, b.address, count=80, size_b=1_000_000)
+            # The link stalled once the socket buffers were full (about 20 MB on loopback): the
+            # rest could not even be queued. A bridge that confirmed each write at once took
+            # all 80 MB into its websocket buffer (its RSS grew by about 190 MB).
+            assert offered < 60
+            assert a.outbox_b <= limit_b
+        finally:
+            os.kill(b.bridge_pid, signal.SIGCONT)
+
+
+async def _offer(a: NknTransport, dest: str, count: int, size_b: int) -> int:
+    """Queue up to `count` DMs, waiting up to 2 s for room each; how many were queued."""
+    payload = "y" * size_b
+    for offered in range(count):
+        try:
+            async with asyncio.timeout(2.0):
+                while True:
+                    try:
+                        await a.send(dest, payload)
+                        break
+                    except QueueFullError:
+                        await asyncio.sleep(0.01)
+        except TimeoutError:
+            return offered
+    return count

@@ -21,6 +21,30 @@ async def test_full_outbox_refuses_counting_in_flight() -> None:
         outbox.put("d", "three")
 
 
+async def test_outbox_is_bounded_by_bytes_not_only_by_count() -> None:
+    # A stalled link must not make it hold `limit` DMs of 3.5 MB each.
+    outbox = Outbox(limit=1000, limit_b=10)
+    outbox.put("d", "123456")
+    with pytest.raises(QueueFullError, match="6 bytes of DMs already wait"):
+        outbox.put("d", "12345")
+    [item] = await outbox.take_many(8)
+    outbox.confirm(item.id)
+    assert outbox.size_b == 0
+    outbox.put("d", "x" * 50)  # an empty outbox takes any DM NKN would
+    assert outbox.size_b == 50
+
+
+async def test_given_up_dm_frees_its_bytes_and_fails_its_ack() -> None:
+    outbox = Outbox(limit=10, limit_b=100)
+    ack = asyncio.get_running_loop().create_future()
+    sending = outbox.put("d", "hello", ack=ack)
+    item = await outbox.take()
+    failed = outbox.failed(item.id)
+    assert failed is item and outbox.size_b == 5  # still held: it may be retried
+    outbox.give_up(item)
+    assert sending.done() and ack.result() is False and outbox.size_b == 0
+
+
 async def test_dead_bridge_requeues_in_flight_first_in_order() -> None:
     outbox = Outbox(limit=10)
     for text in ("a", "b", "c", "d"):

@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from relay.bridge.config import BRIDGE_DIR
 from relay.localnode.child import LocalNode
-
-SCRIPT = Path(__file__).with_name("sdk_clients.js")
+from tests.relay.localnode.sdk import run_sdk_clients
 
 
 @pytest.fixture(scope="module")
 def observed(local_node: LocalNode) -> dict[str, Any]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("Node.js is required to run nkn-sdk")
-    env = {**os.environ, "NODE_PATH": str(BRIDGE_DIR / "node_modules")}
-    done = subprocess.run(
-        [node, str(SCRIPT), local_node.rpc_url],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    return result
+    return run_sdk_clients(local_node.rpc_url)
 
 
 def test_all_clients_connect(observed: dict[str, Any]) -> None:

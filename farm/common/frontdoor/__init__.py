@@ -1,0 +1,15 @@
+"""The front door of our HTTP servers: client-facing limits enforced before a request is held.
+
+`DoorSettings` declares each limit once (services inherit it); `serve()` runs an ASGI app
+under uvicorn with the guarded protocol (`farm.common.frontdoor.protocol`) that enforces them;
+`door_config()` builds the same uvicorn configuration for servers run inside a test's loop;
+`BodyLimit` caps request bodies for apps that do not route bodies themselves.
+"""
+
+from __future__ import annotations
+
+from farm.common.frontdoor.bodylimit import BodyLimit
+from farm.common.frontdoor.server import door_config, serve
+from farm.common.frontdoor.settings import DoorSettings
+
+__all__ = ["BodyLimit", "DoorSettings", "door_config", "serve"]
