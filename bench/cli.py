@@ -67,13 +67,18 @@ def _report(loaded: Loaded[ReportSettings]) -> int:
     return 0
 
 
+def _sample(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 def _demo(loaded: Loaded[DemoSettings]) -> int:
     shield_sigterm()
     if loaded.settings.mode == "sim":
         print("demo: the farm runs on the Ollama simulator — synthetic numbers, no model runs")
     elif loaded.settings.mode == "engine":
         print("demo: the farm runs real weights: Gemma 3 270M base on llama.cpp, CPU")
-    print_report(run_demo(loaded.settings, loaded.environ, _progress))
+    print_report(run_demo(loaded.settings, loaded.environ, _progress, on_sample=_sample))
     return 0
 
 

@@ -10,6 +10,7 @@ Ctrl-C.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import signal
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,38 @@ READY_TIMEOUT_S = 90.0
 ENGINE_CTX = 2048
 ENGINE_PROMPTS = "short"
 ENGINE_MAX_TOKENS = 24
+# One answer streamed live before the benchmark, so a newcomer sees the model's own text.
+SAMPLE_PROMPT = "The three things every traveller to Paris should see are"
+SAMPLE_TOKENS = 40
+SampleFn = Callable[[str], None]
+
+
+def stream_sample(proxy_url: str, model: str, on_text: SampleFn) -> None:
+    """Stream one answer through the proxy, handing each piece of text to `on_text` as it
+    arrives; a failure here is reported in the text and never stops the demo."""
+    body = {
+        "model": model,
+        "prompt": SAMPLE_PROMPT,
+        "options": {"num_predict": SAMPLE_TOKENS, "temperature": 0.7, "seed": 7},
+    }
+    started = time.perf_counter()
+    first: float | None = None
+    try:
+        with httpx.stream(
+            "POST", proxy_url + "/api/generate", json=body, timeout=60.0, trust_env=False
+        ) as response:
+            on_text(f"demo: a first answer, streamed live through the proxy:\n{SAMPLE_PROMPT}")
+            for line in response.iter_lines():
+                chunk = json.loads(line) if line.strip() else {}
+                if chunk.get("response"):
+                    first = first or time.perf_counter()
+                    on_text(chunk["response"])
+                if chunk.get("error"):
+                    on_text(f" [error: {chunk['error']}]")
+    except (httpx.HTTPError, ValueError) as exc:
+        on_text(f" [sample failed: {exc}]")
+    ttft = f"TTFT {(first - started) * 1000:.0f} ms" if first else "no tokens"
+    on_text(f"\n({ttft}, through the proxy)\n")
 
 
 def _stop(proc: subprocess.Popen[bytes], name: str) -> None:
@@ -148,6 +181,7 @@ def run_demo(
     environ: Mapping[str, str],
     on_progress: ProgressFn | None = None,
     ready_timeout_s: float = READY_TIMEOUT_S,
+    on_sample: SampleFn | None = None,
 ) -> Report:
     """Bring everything up, benchmark direct/proxy/NKN with `plan.streams` streams, tear down.
 
@@ -177,6 +211,8 @@ def run_demo(
         )
         _wait_health(proxy_url, farm_proc, ready_timeout_s, work / "farm.log")
         address = _wait_relay(work / "relay.log", relay_proc, ready_timeout_s)
+        if on_sample is not None:
+            stream_sample(proxy_url, demo_model(plan), on_sample)
         config = BenchSettings(
             target=("direct", "proxy", "nkn"),
             streams=plan.streams,
