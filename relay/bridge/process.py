@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
+from farm.common.linechild import LINE_LIMIT_BYTES, LineChild
 from relay.bridge.config import BridgeConfig
 from relay.bridge.errors import BridgeNotInstalledError
 from relay.bridge.protocol import CLOSE_LINE, Event, OpenCommand, decode_event
 
 log = logging.getLogger(__name__)
-
-# A 4 MB DM is one JSON line; leave room for JSON escaping (up to 6 bytes per char for control
-# characters, but real frames are mostly ASCII) and never fail on a long line.
-LINE_LIMIT_BYTES = 64 * 1024 * 1024
-_STDERR_TAIL = 20
 
 
 def check_installed(config: BridgeConfig) -> str:
@@ -38,13 +32,11 @@ def check_installed(config: BridgeConfig) -> str:
     return node
 
 
-class BridgeProcess:
+class BridgeProcess(LineChild[Event]):
     """A running `bridge.js`; ends when the process exits. Supervised by `NknTransport`."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self._proc = proc
-        self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
-        self._stderr_task = asyncio.create_task(self._drain_stderr())
+        super().__init__(proc, decode_event, "NKN bridge")
 
     @classmethod
     async def spawn(cls, config: BridgeConfig, rpc_server_addr: str | None) -> BridgeProcess:
@@ -74,63 +66,17 @@ class BridgeProcess:
         await bridge.write(command.encode())
         return bridge
 
-    @property
-    def pid(self) -> int:
-        """The Node process id."""
-        return self._proc.pid
-
-    @property
-    def returncode(self) -> int | None:
-        """The exit status, once it has exited."""
-        return self._proc.returncode
-
-    def stderr_tail(self) -> str:
-        """The last lines the bridge (and the SDK's logging) wrote to stderr."""
-        return " | ".join(self._stderr)
-
     async def write(self, line: bytes) -> bool:
-        """Write one command line; False when the process is gone."""
-        stdin = self._proc.stdin
-        if stdin is None or stdin.is_closing():
+        """Write one command line and wait for the pipe to take it; False when gone."""
+        if not self.write_line(line):
             return False
+        stdin = self._proc.stdin
         try:
-            stdin.write(line)
-            await stdin.drain()
+            if stdin is not None:
+                await stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             return False
         return True
-
-    async def events(self) -> AsyncIterator[Event]:
-        """Decoded stdout events until the process closes stdout; bad lines are logged."""
-        stdout = self._proc.stdout
-        if stdout is None:
-            return
-        while True:
-            try:
-                line = await stdout.readline()
-            except ValueError:
-                log.error("NKN bridge wrote a line over %d bytes; skipped", LINE_LIMIT_BYTES)
-                continue
-            if not line:
-                return
-            try:
-                yield decode_event(line)
-            except ValueError as exc:
-                log.warning("NKN bridge: %s", exc)
-
-    async def _drain_stderr(self) -> None:
-        stderr = self._proc.stderr
-        if stderr is None:
-            return
-        while line := await stderr.readline():
-            text = line.decode(errors="replace").rstrip()
-            self._stderr.append(text)
-            log.debug("nkn-sdk: %s", text)
-
-    def kill(self) -> None:
-        """SIGKILL the process (used when it stops answering)."""
-        if self._proc.returncode is None:
-            self._proc.kill()
 
     async def reap(self, grace_s: float) -> int:
         """After stdout ended: let the process exit by itself, kill it after `grace_s`.
@@ -143,12 +89,6 @@ class BridgeProcess:
         except TimeoutError:
             self.kill()
         return await self.wait()
-
-    async def wait(self) -> int:
-        """Wait for the exit and the end of its stderr."""
-        code = await self._proc.wait()
-        await self._stderr_task
-        return code
 
     async def close(self, timeout_s: float) -> None:
         """Ask the bridge to close its client and exit; kill it after `timeout_s`."""
