@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from farm.common.frontdoor import door_config
 from farm.common.frontdoor import serve as serve_app
 from farm.proxy.app import create_app
 from farm.proxy.errors import StreamCutError
@@ -43,15 +44,17 @@ def serve(settings: ProxySettings) -> None:
         "proxy on http://%s:%d -> %s", settings.host, settings.port, ", ".join(settings.backend)
     )
     serve_app(
-        create_app(settings),
-        settings,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        # The proxy writes its own access line per request (with model, TTFB, abort flag).
-        access_log=False,
-        # The backend's Server and Date headers pass through; uvicorn must not add a second.
-        server_header=False,
-        date_header=False,
-        graceful_shutdown_s=GRACEFUL_SHUTDOWN_S,
+        door_config(
+            create_app(settings),
+            settings,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            # The proxy writes its own access line per request (with model, TTFB, abort flag).
+            access_log=False,
+            # The backend's Server and Date headers pass through; uvicorn must not add a second.
+            server_header=False,
+            date_header=False,
+            graceful_shutdown_s=GRACEFUL_SHUTDOWN_S,
+        )
     )

@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from farm.common.frontdoor import BodyLimit, serve
+from farm.common.frontdoor import BodyLimit, door_config, serve
 from farm.settings import Loaded, run_main
 from farm.sim.app import SimApp, create_app
 from farm.sim.errors import EngineUnavailable
@@ -41,15 +41,17 @@ def _serve(loaded: Loaded[SimSettings]) -> int:
     # Blob uploads stream to disk chunk by chunk; every other body is read whole, so capped.
     guarded = BodyLimit(app, settings.client_max_body_size, unlimited=("/api/blobs/",))
     serve(
-        guarded,
-        settings,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        server_header=False,
-        lifespan="on",
-        # A stalled stream (fault injection) must not keep the process alive forever.
-        graceful_shutdown_s=3,
+        door_config(
+            guarded,
+            settings,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            server_header=False,
+            lifespan="on",
+            # A stalled stream (fault injection) must not keep the process alive forever.
+            graceful_shutdown_s=3,
+        )
     )
     return 0
 

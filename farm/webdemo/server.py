@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from farm.common.frontdoor import door_config
 from farm.common.frontdoor import serve as serve_behind_door
 from farm.webdemo.app import create_app
 from farm.webdemo.assets import SiteAssets
@@ -42,12 +43,14 @@ def prepare_certificate(settings: SiteSettings, cert_dir: Path) -> tuple[Path, P
 def serve(settings: SiteSettings, assets: SiteAssets, cert: Path, key: Path) -> None:
     """Serve the site over HTTPS until SIGINT/SIGTERM (blocks)."""
     serve_behind_door(
-        create_app(settings, assets),
-        settings,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        graceful_shutdown_s=SHUTDOWN_GRACE_S,
-        ssl_certfile=cert,
-        ssl_keyfile=key,
+        door_config(
+            create_app(settings, assets),
+            settings,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            graceful_shutdown_s=SHUTDOWN_GRACE_S,
+            ssl_certfile=cert,
+            ssl_keyfile=key,
+        )
     )

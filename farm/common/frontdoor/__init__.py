@@ -1,8 +1,8 @@
 """The front door of our HTTP servers: client-facing limits enforced before a request is held.
 
-`DoorSettings` declares each limit once (services inherit it); `serve()` runs an ASGI app
-under uvicorn with the guarded protocol (`farm.common.frontdoor.protocol`) that enforces them;
-`door_config()` builds the same uvicorn configuration for servers run inside a test's loop;
+`DoorSettings` declares each limit once (services inherit it); `door_config()` builds the
+uvicorn configuration with the guarded protocol (`farm.common.frontdoor.protocol`) that
+enforces them, and `serve()` runs it in the foreground (a test runs it inside its own loop);
 `BodyLimit` caps request bodies for apps that do not route bodies themselves.
 """
 

@@ -1,9 +1,9 @@
-"""Running an ASGI app behind the front door: `serve()` in the foreground, `door_config()` for
-a server run inside an existing event loop (tests).
+"""Running an ASGI app behind the front door: `door_config()` builds the uvicorn configuration,
+`serve()` runs it in the foreground (a test runs the configuration inside its own loop).
 
-Both give uvicorn the guarded protocol with a fresh `Door`, the keep-alive timeout, and the
-connection cap the descriptor limit allows. WebSockets are off: an upgraded connection would
-leave the guarded protocol, and no server of ours speaks them.
+The configuration gives uvicorn the guarded protocol with a fresh `Door`, the keep-alive
+timeout, and the connection cap the descriptor limit allows. WebSockets are off: an upgraded
+connection would leave the guarded protocol, and no server of ours speaks them.
 """
 
 from __future__ import annotations
@@ -76,37 +76,6 @@ def door_config(
     return config
 
 
-def serve(
-    app: ASGIApp,
-    settings: DoorSettings,
-    *,
-    host: str,
-    port: int,
-    log_level: LogLevel = "info",
-    lifespan: Literal["auto", "on", "off"] = "on",
-    access_log: bool = False,
-    server_header: bool = True,
-    date_header: bool = True,
-    graceful_shutdown_s: int = 5,
-    ssl_certfile: str | Path | None = None,
-    ssl_keyfile: str | Path | None = None,
-) -> None:
-    """Serve `app` on `host:port` until SIGINT/SIGTERM (blocks), enforcing `settings`' limits.
-
-    The keywords are `door_config`'s; uvloop is used where it is installed.
-    """
-    config = door_config(
-        app,
-        settings,
-        host=host,
-        port=port,
-        log_level=log_level,
-        lifespan=lifespan,
-        access_log=access_log,
-        server_header=server_header,
-        date_header=date_header,
-        graceful_shutdown_s=graceful_shutdown_s,
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
-    )
+def serve(config: uvicorn.Config) -> None:
+    """Serve until SIGINT/SIGTERM (blocks); `config` comes from `door_config`."""
     uvicorn.Server(config).run()
