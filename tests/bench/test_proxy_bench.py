@@ -28,7 +28,6 @@ def test_servers_are_a_checked_list() -> None:
 
 
 def test_a_tiny_run_prints_each_path_side_by_side_and_each_servers_goals(tmp_path: Path) -> None:
-    pytest.importorskip("granian")
     out = tmp_path / "run.json"
     argv = [sys.executable, "-m", "bench.proxy_bench", "--server", SERVERS, "--no-nginx"]
     argv += ["--streams", "2", "--rounds", "1", "--max-tokens", "2", "--decode-ms", "1"]
