@@ -121,14 +121,8 @@ class Store:
             "embedding_length": entry.embedding_length,
             "parameter_count": entry.parameter_count,
         }
-        config_layer = self._put_blob(json.dumps(config).encode(), "config")
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_TYPE,
-            "config": {**config_layer, "mediaType": CONFIG_TYPE},
-            "layers": layers,
-        }
-        return self._write_manifest(name or entry.model_name, json.dumps(manifest).encode())
+        manifest = self._manifest(config, layers)
+        return self._write_manifest(name or entry.model_name, manifest)
 
     def manifest_layers(self, entry: CatalogueEntry) -> list[dict[str, Any]]:
         """The layers a pull of this entry transfers (digest, claimed size), without writing."""
@@ -173,17 +167,9 @@ class Store:
         Blobs only the replaced manifest of the same name referenced are pruned afterwards.
         """
         config = {key: value for key, value in config.items() if key != "_digest"}
-        config_layer = self._put_blob(json.dumps(config).encode(), "config")
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_TYPE,
-            "config": {**config_layer, "mediaType": CONFIG_TYPE},
-            "layers": layers,
-        }
+        manifest = self._manifest(config, layers)
         previous = self._index.get(name.key)
-        model = self._write_manifest(
-            previous.name if previous else name, json.dumps(manifest).encode()
-        )
+        model = self._write_manifest(previous.name if previous else name, manifest)
         if previous is not None:
             self._prune(previous)
         return model
@@ -220,6 +206,17 @@ class Store:
         for digest in [layer["digest"] for layer in gone.layers] + [gone.config["_digest"]]:
             if digest not in referenced:
                 self.blob_path(digest_hex(digest)).unlink(missing_ok=True)
+
+    def _manifest(self, config: dict[str, Any], layers: list[dict[str, Any]]) -> bytes:
+        """Store `config` as a blob and return the manifest naming it and `layers`."""
+        config_layer = self._put_blob(json.dumps(config).encode(), "config")
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {**config_layer, "mediaType": CONFIG_TYPE},
+            "layers": layers,
+        }
+        return json.dumps(manifest).encode()
 
     def _put_blob(self, data: bytes, kind: str) -> dict[str, Any]:
         hex_digest = hashlib.sha256(data).hexdigest()
