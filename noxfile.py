@@ -2,8 +2,9 @@
 
 One shared recipe installs the project with its dev extras and the pinned Node packages (the
 relay's NKN bridge, the simulator's llama.cpp engine), so a fresh clone needs nothing installed
-by hand. The page tests drive Debian's Chromium: `tests` installs it (and curl, which the
-`curl -N` tests run) from the distribution's packages when it is missing and nox runs as root;
+by hand. The page tests drive Debian's Chromium, the `curl -N` tests curl, and the Docker
+tests start their own `dockerd` (docker.io, with iproute2 for its bridge): `tests` installs
+whatever of these is missing from the distribution's packages when nox runs as root;
 otherwise it stops at once with the command.
 `tests` then queues `lint` and `typecheck`, so the README's one command runs every gate.
 """
@@ -23,7 +24,7 @@ ROOT = Path(__file__).parent
 BRIDGE = ROOT / "relay" / "bridge"
 ENGINE = ROOT / "farm" / "sim" / "engines" / "llamacpp"
 # The programs the tests drive, and the Debian/Ubuntu packages that bring them.
-SYSTEM_PACKAGES = {"chromium": "chromium", "curl": "curl"}
+SYSTEM_PACKAGES = {"chromium": "chromium", "curl": "curl", "dockerd": "docker.io", "ip": "iproute2"}
 
 
 def _system_packages(session: nox.Session) -> None:

@@ -12,14 +12,26 @@ import shlex
 import shutil
 import sys
 
+from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
-from invoke.tasks import task
+from invoke.tasks import Task, task
 
+from bench.calibrate.settings import CalibrateSettings
+from bench.fairness import FairBenchSettings
+from bench.scale_settings import RelayScaleSettings
 from bench.settings import BenchSettings, DemoSettings, ReportSettings
+from bench.tune.settings import TuneSettings
 from farm.common.foreground import run_foreground
 from farm.common.tasks import service_task
-from farm.gpu.settings import GpuSetupSettings
+from farm.gpu.settings import GpuSetupSettings, GpusSettings
+from farm.keys.settings import (
+    KeysAddSettings,
+    KeysListSettings,
+    KeysRevokeSettings,
+    KeysRotateSettings,
+    UsageSettings,
+)
 from farm.launch.settings import DownSettings, LogsSettings, StatusSettings, UpSettings
 from farm.sim.settings import SimSettings
 from farm.webdemo.settings import SiteSettings
@@ -37,6 +49,13 @@ gpu_setup = service_task(
     "farm.gpu",
     name="gpu-setup",
     doc="Prepare this Ubuntu 24.04 host's Docker for NVIDIA GPUs (run as root; idempotent).",
+)
+gpus = service_task(
+    GpusSettings,
+    "farm.gpu",
+    verb=["gpus"],
+    name="gpus",
+    doc="List this host's NVIDIA GPUs (NVML): memory free/total, MIG, processes, versions.",
 )
 up = service_task(
     UpSettings,
@@ -88,11 +107,66 @@ demo = service_task(
     name="demo",
     doc="Farm + local NKN relay + benchmark of every path, then tear down (first thing to run).",
 )
+tune = service_task(
+    TuneSettings,
+    "bench.tune",
+    name="tune",
+    doc="Find the NUM_PARALLEL serving the most users within TTFT/TPOT p95 SLOs (with 95% CIs).",
+)
+calibrate = service_task(
+    CalibrateSettings,
+    "bench.calibrate",
+    name="calibrate",
+    doc="Fit the simulator's timing model to a backend (profile TOML); --validate FILE checks one.",
+)
 site = service_task(
     SiteSettings,
     "farm.webdemo",
     name="site",
     doc="Serve the HTTPS demo page (prints its URL, default https://127.0.0.1:8443/).",
+)
+keys_add = service_task(
+    KeysAddSettings,
+    "farm.keys",
+    verb=["add"],
+    name="add",
+    doc="Add a named API key (`keys.add NAME [--max-streams N ...]`); printed once.",
+)
+keys_list = service_task(
+    KeysListSettings, "farm.keys", verb=["list"], name="list", doc="List the named API keys."
+)
+keys_revoke = service_task(
+    KeysRevokeSettings,
+    "farm.keys",
+    verb=["revoke"],
+    name="revoke",
+    doc="Revoke a key: its next request gets 401.",
+)
+keys_rotate = service_task(
+    KeysRotateSettings,
+    "farm.keys",
+    verb=["rotate"],
+    name="rotate",
+    doc="Give a key a new secret (shown once); the old one stops working.",
+)
+usage = service_task(
+    UsageSettings,
+    "farm.keys",
+    verb=["usage"],
+    name="usage",
+    doc="Show what each key (or model, or day) used: requests, tokens, TTFT.",
+)
+fair_bench = service_task(
+    FairBenchSettings,
+    "bench.fairness",
+    name="fair-bench",
+    doc="Benchmark fair slots: a light tenant beside a heavy one, fair queue on vs off.",
+)
+relay_bench = service_task(
+    RelayScaleSettings,
+    "bench.relay_scale",
+    name="relay-bench",
+    doc="Benchmark the relay at scale: 1, 9, 256 streams over the local NKN node, with loss.",
 )
 
 
@@ -121,3 +195,12 @@ def test(c: Context, args: str = "") -> None:
     _run(
         [sys.executable, "-m", "nox", "-s", "tests", *(["--", *pytest_args] if pytest_args else [])]
     )
+
+
+# `invoke keys.add NAME`, `keys.list` (also plain `invoke keys`), `keys.revoke`, `keys.rotate`:
+# invoke has no optional positionals, so the key verbs are a sub-collection, not one task.
+_KEY_VERBS = (keys_add, keys_list, keys_revoke, keys_rotate)
+ns = Collection(*(t for t in list(vars().values()) if isinstance(t, Task) and t not in _KEY_VERBS))
+_keys = Collection("keys", *_KEY_VERBS)
+_keys.default = "list"
+ns.add_collection(_keys)

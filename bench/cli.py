@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Mapping, Sequence
 
+from bench.compare import change_lines
 from bench.demo import run_demo, shield_sigterm
 from bench.errors import BenchError
 from bench.render import md_table, verdict_lines
@@ -46,6 +47,8 @@ def print_report(report: Report) -> None:
     print(md_table(report.summary, CONSOLE_COLUMNS))
     for line in verdict_lines(report.checks):
         print(line)
+    for first, later, changes in report.changes:
+        print("\n" + "\n".join(change_lines(changes, first, later)))
     print(f"\nreport: {report.out / 'report.html'}  (also report.md, rows.parquet, summary.csv)")
 
 

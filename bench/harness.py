@@ -2,11 +2,14 @@
 
 From the workers' per-second health samples (process CPU, gevent hub wake-up lag) and the
 summary (requested vs achieved concurrency, send lag) it gives a verdict with its reasons; the
-report prints a bold warning suggesting `--workers` when the client is the bottleneck.
+report prints a bold warning suggesting `--workers` when the client is the bottleneck. A run
+in which no answer completed is not the client's fault: it gets the short-run verdict
+(`bench.short_run`) instead of a concurrency shortfall.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -39,6 +42,9 @@ class HarnessCheck:
     client_bound: bool
     reasons: tuple[str, ...]
     advice: str
+    # Set when no answer completed in the run (`bench.short_run`): the run was too short, so
+    # the missing concurrency is not the load generator's.
+    short_run: str = ""
 
 
 def check(
@@ -48,6 +54,7 @@ def check(
     achieved: float,
     send_lag_p99_ms: float,
     check_concurrency: bool,
+    short_run: str = "",
 ) -> HarnessCheck:
     """Judge one run from its health samples (all workers) and summary numbers; concurrency is
     judged only for closed-loop, duration-bound runs (open loop and a draining quota run below
@@ -71,7 +78,7 @@ def check(
         reasons.append(f"a worker used {cpu_max:.0f} % of a core (limit {CPU_LIMIT_PCT:.0f} %)")
     if lag.n and lag.p50 > HUB_LAG_LIMIT_MS:
         reasons.append(f"typical hub lag {lag.p50:.1f} ms (limit {HUB_LAG_LIMIT_MS:.0f} ms)")
-    if check_concurrency and achieved < CONCURRENCY_SHORTFALL * streams:
+    if check_concurrency and not short_run and achieved < CONCURRENCY_SHORTFALL * streams:
         reasons.append(f"achieved {achieved:.2f} of {streams} requested concurrent streams")
     # More runnable processes than CPUs: every process, the server's too, waits for a core, so
     # latencies carry scheduling delay no --workers can remove.
@@ -101,14 +108,19 @@ def check(
         client_bound=bool(reasons),
         reasons=tuple(reasons),
         advice=advice if reasons else "",
+        short_run=short_run,
     )
 
 
 def check_runs(
-    summary: pd.DataFrame, health: pd.DataFrame, closed_loop: bool
+    summary: pd.DataFrame,
+    health: pd.DataFrame,
+    closed_loop: bool,
+    short_runs: Mapping[tuple[str, int], str] | None = None,
 ) -> tuple[HarnessCheck, ...]:
     """One `check` per row of the summary table, each on the health samples of its own run
-    (`<target>-s<streams>`); concurrency is judged only for a closed-loop, duration-bound run."""
+    (`<target>-s<streams>`); concurrency is judged only for a closed-loop, duration-bound run.
+    `short_runs` holds the verdict of each run in which no answer completed."""
     out = []
     for _, row in summary.iterrows():
         run = f"{row['target']}-s{row['streams']}"
@@ -121,6 +133,7 @@ def check_runs(
                 float(row["achieved_streams"]),
                 float(row["send_lag_ms_p99"]),
                 check_concurrency=closed_loop,
+                short_run=(short_runs or {}).get((str(row["target"]), int(row["streams"])), ""),
             )
         )
     return tuple(out)

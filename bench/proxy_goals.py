@@ -37,12 +37,14 @@ def p50_gap_ms(proxy_p50_ms: float, nginx_p50_ms: float, direct_p50_ms: float) -
 
 
 def p99_ratio(proxy_p99_ms: float, nginx_p99_ms: float, direct_p99_ms: float) -> float | None:
-    """(proxy added TTFT p99) / (nginx added TTFT p99); None when nginx added nothing (<= 0),
-    as a ratio to zero or to noise below direct says nothing."""
+    """(proxy added TTFT p99) / (nginx added TTFT p99); None when either added nothing (<= 0):
+    a ratio to zero, or of a proxy "faster" than going direct, is a disturbed direct column,
+    not a met goal."""
     nginx_added = nginx_p99_ms - direct_p99_ms
-    if not nginx_added > 0:
+    proxy_added = proxy_p99_ms - direct_p99_ms
+    if not (nginx_added > 0 and proxy_added > 0):
         return None
-    return (proxy_p99_ms - direct_p99_ms) / nginx_added
+    return proxy_added / nginx_added
 
 
 @dataclass(frozen=True, slots=True)

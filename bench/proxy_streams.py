@@ -128,12 +128,13 @@ def summarise(rows: list[StreamRow]) -> PathSummary:
     return summary
 
 
-def client_session() -> aiohttp.ClientSession:
+def client_session(headers: Mapping[str, str] | None = None) -> aiohttp.ClientSession:
     """A client that keeps its connections, as a real one does (no env proxies)."""
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
         trust_env=False,
+        headers=headers,
     )
 
 
@@ -143,9 +144,12 @@ def measure(
     rounds: int,
     tokens: int,
     pids: Mapping[str, int] | None = None,
+    headers: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[list[PathSummary], list[StreamRow]]:
-    """Run every level on every path: summaries and the raw rows; see `_measure`."""
-    return asyncio.run(_measure(paths, levels, rounds, tokens, pids or {}))
+    """Run every level on every path: summaries and the raw rows; see `_measure`.
+
+    `headers` adds request headers per path (e.g. a path's API key)."""
+    return asyncio.run(_measure(paths, levels, rounds, tokens, pids or {}, headers or {}))
 
 
 async def _measure(
@@ -154,6 +158,7 @@ async def _measure(
     rounds: int,
     tokens: int,
     pids: Mapping[str, int],
+    headers: Mapping[str, Mapping[str, str]],
 ) -> tuple[list[PathSummary], list[StreamRow]]:
     """Interleave paths round by round so drift on a shared machine hits all of them alike.
 
@@ -162,7 +167,7 @@ async def _measure(
     `pids` (a proxy process tree) also gets its CPU time per measured request
     (`extra["cpu_ms_per_request"]`), counted over its own rounds only.
     """
-    sessions = {name: client_session() for name in paths}
+    sessions = {name: client_session(headers.get(name)) for name in paths}
     summaries: list[PathSummary] = []
     kept: list[StreamRow] = []
     try:

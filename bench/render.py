@@ -77,6 +77,8 @@ def verdict_lines(checks: Sequence[HarnessCheck]) -> list[str]:
             f"send lag p99 {_fmt(c.send_lag_p99_ms)} ms, "
             f"streams {_fmt(c.achieved_streams)}/{c.streams}"
         )
+        if c.short_run:
+            lines.append(f"**{c.target}×{c.streams}: {c.short_run}.** ({numbers})")
         if c.client_bound:
             why = "; ".join(c.reasons)
             if c.advice.startswith("the machine is busy"):
@@ -88,7 +90,7 @@ def verdict_lines(checks: Sequence[HarnessCheck]) -> list[str]:
             lines.append(
                 f"**{c.target}×{c.streams}: {lead} ({why}); {cost} — {c.advice}.** ({numbers})"
             )
-        else:
+        elif not c.short_run:
             lines.append(f"{c.target}×{c.streams}: harness OK ({numbers})")
     return lines
 

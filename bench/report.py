@@ -3,20 +3,23 @@
 `build_report` runs each stage once, in order: raw rows (kept as Parquet/CSV) -> summary
 tables (`bench.summary`, with the harness self-check) -> plots (`bench.plots`) -> report.md and
 a self-contained report.html (`bench.render`). No stage calls back into an earlier one. The
-same pipeline serves one folder or several side by side (`python -m bench report DIR DIR…`).
+same pipeline serves one folder or several side by side (`python -m bench report DIR DIR…`);
+a comparison also gives each metric's change from the first folder a bootstrap CI and marks
+the significant ones (`bench.compare`).
 """
 
 from __future__ import annotations
 
+import html
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench import harness, plots, render, summary
+from bench import compare, harness, plots, render, summary
 from bench.errors import ReportError
 from bench.record import COLUMNS, RequestRecord
 from bench.summary import Tables
@@ -32,6 +35,8 @@ class Report:
     tables: Tables
     meta: dict[str, Any]
     plots: tuple[Path, ...] = ()
+    #: For a comparison: (first folder, later folder, `bench.compare.compare_runs` table).
+    changes: tuple[tuple[str, str, pd.DataFrame], ...] = ()
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -157,13 +162,15 @@ def write_report(out: Path) -> Report:
 
 
 def compare_reports(dirs: list[Path], out: Path) -> Report:
-    """One report over several result folders: each target is labelled `<folder>:<target>`."""
-    rows, healths = [], []
+    """One report over several result folders: each target is labelled `<folder>:<target>`,
+    and each later folder's change from the first gets bootstrap CIs (`bench.compare`)."""
+    rows, healths, own = [], [], []
     for d in dirs:
         if not d.is_dir():
             raise ReportError(f"{d}: not a result folder")
         label = d.name
         r = load_rows(d)
+        own.append(r.copy())
         r["target"] = label + ":" + r["target"].astype(str)
         rows.append(r)
         h = load_health(d)
@@ -172,4 +179,34 @@ def compare_reports(dirs: list[Path], out: Path) -> Report:
             healths.append(h)
     meta = {"compared": [str(d) for d in dirs], "config": load_meta(dirs[0]).get("config", {})}
     health = pd.concat(healths, ignore_index=True) if healths else load_health(dirs[0]).iloc[0:0]
-    return build_report(pd.concat(rows, ignore_index=True), health, meta, out)
+    report = build_report(pd.concat(rows, ignore_index=True), health, meta, out)
+    changes = tuple(
+        (dirs[0].name, d.name, compare.compare_runs(own[0], r))
+        for d, r in zip(dirs[1:], own[1:], strict=True)
+    )
+    write_changes(changes, out)
+    return replace(report, changes=changes)
+
+
+def write_changes(changes: tuple[tuple[str, str, pd.DataFrame], ...], out: Path) -> None:
+    """changes.csv, and a "Changes" section at the end of report.md and report.html."""
+    if not changes:
+        return
+    pd.concat(
+        [frame.assign(run_a=a, run_b=b) for a, b, frame in changes], ignore_index=True
+    ).to_csv(out / "changes.csv", index=False)
+    md = "\n".join(
+        line for a, b, frame in changes for line in ["", *compare.change_lines(frame, a, b)]
+    )
+    with (out / "report.md").open("a", encoding="utf-8") as fh:
+        fh.write(md + "\n")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    tables = "".join(
+        f"<h2>Changes from {html.escape(a)} to {html.escape(b)} (95% bootstrap CI)</h2>"
+        + frame.to_html(index=False, float_format=lambda v: f"{v:.4g}")
+        for a, b, frame in changes
+    )
+    head, sep, tail = page.rpartition("</body>")
+    (out / "report.html").write_text(
+        head + tables + sep + tail if sep else page + tables, encoding="utf-8"
+    )

@@ -149,9 +149,11 @@ def run_locust(
     run_dir: Path,
     environ: Mapping[str, str],
     on_progress: ProgressFn | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> None:
-    """Run locust for one target × stream count until its duration or request quota is spent;
-    `environ` is the base of the locust processes' environment."""
+    """Run locust for one target × stream count until its duration or request quota is spent,
+    or until `stop()` (asked once a second) says the run has shown enough; `environ` is the
+    base of the locust processes' environment."""
     cfg = spec.config
     run_dir.mkdir(parents=True, exist_ok=True)
     spec_path = run_dir / "spec.json"
@@ -187,6 +189,8 @@ def run_locust(
                     )
                 )
             if cfg.requests is not None and done >= cfg.requests:
+                break
+            if stop is not None and stop():
                 break
             if not cfg.web and now - started > planned + _GRACE_S:
                 log.warning(

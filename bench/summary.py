@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import harness, measure
+from bench import harness, measure, short_run
 from bench.quantiles import quantile, quantiles
 from bench.record import ERROR_STATUSES, Status
+from bench.settings import DEFAULT_DURATION_S
 
 GROUP = ["target", "streams"]
 _ERRORS = [str(s) for s in ERROR_STATUSES]
@@ -242,11 +243,19 @@ def tables(rows: pd.DataFrame, health: pd.DataFrame, config: Mapping[str, Any]) 
     # Results written before the settings classes recorded the open-loop rate as `rate_per_s`.
     rate = config.get("rate", config.get("rate_per_s"))
     closed = rate is None and config.get("requests") is None
+    bounded = config.get("requests") is None
+    duration = config.get("duration") or (DEFAULT_DURATION_S if bounded else None)
+    short_runs = {
+        (str(target), int(streams)): short_run.verdict(
+            cell, duration, int(config.get("max_tokens", 128)), int(config.get("warmup", 1))
+        )
+        for (target, streams), cell in rows.groupby(GROUP)
+    }
     return Tables(
         summary=summ,
         decomposition=decomposition(rows),
         errors=error_table(rows),
         paired=paired(rows),
         nkn=nkn_transport(rows),
-        checks=harness.check_runs(summ, health, closed_loop=closed),
+        checks=harness.check_runs(summ, health, closed_loop=closed, short_runs=short_runs),
     )

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from relay.errors import FrameError
+from relay.muxframes import EVENTS as MUX_EVENTS
+from relay.muxframes import MuxFrame, MuxKeepalive, MuxMessage, decode_obj, to_wire
 
 Id: TypeAlias = str | int
 #: NKN refuses messages over 4,000,000 bytes (nkn-sdk's limit); nothing bigger can arrive.
@@ -56,6 +58,8 @@ class HttpRequest:
 
     id: Id
     req: HttpSpec
+    #: Transports the peer can do beyond the seed API (`relay.muxframes.MUX_CAP`).
+    caps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +87,22 @@ class InfoRequest:
 
 @dataclass(frozen=True, slots=True)
 class Info:
-    """`relay.info` sent by the relay: services, TLS default, workers and body cap."""
+    """`relay.info` sent by the relay: services, TLS default, workers and body cap.
+
+    `peer_limit` (requests one peer may have admitted) and `keepalive_ms` are this project's
+    additions, so that a page can size a run to what the relay admits and tell a silent relay
+    from a slow stream; an older relay omits them.
+    """
 
     services: tuple[str, ...]
     verify_default: bool
     workers: int
     max_body_b: int
     id: Id | None = None
+    peer_limit: int | None = None
+    keepalive_ms: int | None = None
+    #: Transports beyond the seed API the relay offers (`relay.muxframes.MUX_CAP`).
+    offers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +191,20 @@ Frame: TypeAlias = (
     | Keepalive
     | ResponseEnd
     | Response
+    | MuxFrame
 )
 #: Frames only the relay sends; a relay must never answer them (two relays would loop).
-REPLY_FRAMES = (Pong, Info, ResponseBegin, ResponseLines, Keepalive, ResponseEnd, Response)
+REPLY_FRAMES = (
+    Pong,
+    Info,
+    ResponseBegin,
+    ResponseLines,
+    Keepalive,
+    ResponseEnd,
+    Response,
+    MuxMessage,
+    MuxKeepalive,
+)
 
 
 def encode(frame: Frame) -> str:
@@ -208,6 +232,8 @@ def decode(payload: str, *, max_bytes: int = MAX_INBOUND_B) -> Frame:
     event = obj.get("event")
     if not isinstance(event, str):
         raise FrameError("missing 'event'", rid)
+    if event in MUX_EVENTS:
+        return decode_obj(obj)
     parser = _PARSERS.get(event)
     if parser is None:
         raise FrameError(f"unknown event {event[:64]!r}", rid)
@@ -356,13 +382,23 @@ def _need(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> An
     return _get(obj, key, kind, None)
 
 
+def _str_tuple(obj: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """An optional list of short strings (capabilities); unknown entries are kept, not used."""
+    value = _get(obj, key, list, [])
+    if len(value) > 16 or not all(isinstance(v, str) and len(v) <= 64 for v in value):
+        raise FrameError(f"{key!r} must be a list of at most 16 short strings")
+    return tuple(value)
+
+
 def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
     value: str | None = _get(obj, key, str, None)
     return value
 
 
 _PARSERS: dict[str, Any] = {
-    "relay.http": lambda o, rid: HttpRequest(_need_id(rid), _parse_spec(o.get("req"))),
+    "relay.http": lambda o, rid: HttpRequest(
+        _need_id(rid), _parse_spec(o.get("req")), _str_tuple(o, "caps")
+    ),
     "relay.ping": lambda o, rid: Ping(rid),
     "relay.pong": lambda o, rid: Pong(_need(o, "ts", int), _need(o, "addr", str), rid),
     "relay.info": lambda o, rid: (
@@ -374,6 +410,9 @@ _PARSERS: dict[str, Any] = {
             workers=_need(o, "workers", int),
             max_body_b=_need(o, "max_body_b", int),
             id=rid,
+            peer_limit=_get(o, "peer_limit", int, None),
+            keepalive_ms=_get(o, "keepalive_ms", int, None),
+            offers=_str_tuple(o, "offers"),
         )
     ),
     "relay.cancel": lambda o, rid: Cancel(_need_id(rid)),
@@ -447,8 +486,11 @@ def _line_wire(entry: LineEntry) -> dict[str, Any]:
 
 def _to_wire(frame: Frame) -> dict[str, Any]:
     match frame:
-        case HttpRequest(id=rid, req=spec):
-            return {"event": "relay.http", "id": rid, "req": _spec_wire(spec)}
+        case HttpRequest(id=rid, req=spec, caps=caps):
+            request: dict[str, Any] = {"event": "relay.http", "id": rid, "req": _spec_wire(spec)}
+            if caps:
+                request["caps"] = list(caps)
+            return request
         case Ping(id=rid):
             return _with_id({"event": "relay.ping"}, rid)
         case Pong(ts=ts, addr=addr, id=rid):
@@ -463,6 +505,12 @@ def _to_wire(frame: Frame) -> dict[str, Any]:
                 "workers": frame.workers,
                 "max_body_b": frame.max_body_b,
             }
+            if frame.peer_limit is not None:
+                wire["peer_limit"] = frame.peer_limit
+            if frame.keepalive_ms is not None:
+                wire["keepalive_ms"] = frame.keepalive_ms
+            if frame.offers:
+                wire["offers"] = list(frame.offers)
             return _with_id(wire, frame.id)
         case Cancel(id=rid):
             return {"event": "relay.cancel", "id": rid}
@@ -509,4 +557,5 @@ def _to_wire(frame: Frame) -> dict[str, Any]:
                 "truncated": frame.truncated,
                 "error": frame.error,
             }
-    raise TypeError(f"not a frame: {type(frame).__name__}")
+        case _:
+            return to_wire(frame)

@@ -112,8 +112,13 @@ class PeerLink:
         """True once `stop()` was called: paced frames are dropped from then on."""
         return self._stopped
 
-    async def send(self, frame: Frame, *, paced: bool = False) -> Sending | None:
+    async def send(
+        self, frame: Frame, *, paced: bool = False, acked: bool = True
+    ) -> Sending | None:
         """Send `frame`; with `paced`, first wait for room in the peer's backlog.
+
+        `acked` lets the DM carry the peer's pending delivery-ACK request (`AckWatch`); the
+        fast path's messages do not, the peer's own acks tell more.
 
         Returns the transport's `Sending` or None (the frame already left). A paced frame
         still waiting when the link stops is dropped: a cancelled future says so.
@@ -130,7 +135,7 @@ class PeerLink:
             self._waiting = None
             if self._stopped:
                 return _dropped()
-        return await self._outlet._transmit(self.peer, frame, payload, size_b, acked=True)
+        return await self._outlet._transmit(self.peer, frame, payload, size_b, acked=acked)
 
     def stop(self) -> None:
         """The session is ending: wake a paced send that waits, and drop it."""

@@ -19,6 +19,9 @@ from relay.errors import PolicyError
 from relay.frames import HttpSpec
 from relay.settings import RelaySettings
 
+#: The header naming the NKN peer a request is for; the farm's proxy honours it only together
+#: with a key made for the relay (`invoke keys.add NAME --relay`).
+PEER_HEADER = "x-farm-peer"
 #: RFC 9110 §7.6.1 hop-by-hop headers, plus those the relay or httpx must set itself.
 DROPPED_HEADERS = frozenset(
     {
@@ -35,6 +38,8 @@ DROPPED_HEADERS = frozenset(
         "host",
         "content-length",
         "x-relay-stream",
+        # Who a request is for is the relay's to say (with its own farm key), never a peer's.
+        PEER_HEADER,
     }
 )
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -74,7 +79,7 @@ class Policy:
         if address not in self._peers and pubkey not in self._peers:
             raise PolicyError("forbidden", 403)
 
-    def resolve(self, spec: HttpSpec) -> Target:
+    def resolve(self, spec: HttpSpec, src: str | None = None) -> Target:
         """The upstream URL and headers for a request, or a `PolicyError` explaining the refusal."""
         if spec.service is not None:
             base = self._targets.get(spec.service)
@@ -84,7 +89,15 @@ class Policy:
         else:
             url = self._allowed_url(spec.url or "", spec.path)
         verify = self._config.verify_default if spec.verify is None else spec.verify
-        return Target(str(url), forward_headers(spec.headers), verify)
+        headers = forward_headers(spec.headers)
+        key = self._config.farm_key
+        if key and spec.service is not None and src is not None:
+            # Only the configured services get the relay's key: an allowlisted raw URL is
+            # somebody else's server, which must never see it.
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            headers["Authorization"] = f"Bearer {key}"
+            headers[PEER_HEADER] = peer_identity(src)
+        return Target(str(url), headers, verify)
 
     def _allowed_url(self, raw: str, path: str) -> httpx.URL:
         if not self._allow:
@@ -97,6 +110,12 @@ class Policy:
         if not any(_within(url, prefix) for prefix in self._allow):
             raise PolicyError("url not allowed", 403)
         return url
+
+
+def peer_identity(src: str) -> str:
+    """A peer's NKN address without a MultiClient's `__N__.` sub-client prefix."""
+    head, dot, rest = src.partition(".")
+    return rest if dot and head.startswith("__") and head.endswith("__") else src
 
 
 def join_path(base: httpx.URL, path: str) -> httpx.URL:

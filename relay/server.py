@@ -7,6 +7,11 @@ peer's own limit, the answer is `busy` at once. Malformed DMs get an error reply
 can be read and are otherwise logged and dropped: one bad message never stops the relay.
 Frames leave through the `Outlet` (back-pressure, ACK requests); a peer it reports silent has
 every request of its own stopped, which closes their upstreams.
+
+The fast path (`mux/1`, offered in `relay.info` unless `--no-fast-path`): a streamed
+`relay.http` whose `caps` name it goes through the peer's `PeerMux` (`relay.mux`), refusals
+included; a resent `relay.http` for an id the mux runs or ran lately is ignored. Without `caps`
+a peer gets exactly the seed's frames.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from relay.frames import (
     Pong,
     decode,
 )
+from relay.mux import PeerMux
+from relay.muxframes import MUX_CAP, MuxAck, MuxEnd
 from relay.outlet import DmEvent, Observer, Outlet
 from relay.policy import Policy
 from relay.session import Session, refusal, refusal_for
@@ -42,6 +49,8 @@ from relay.transport import Incoming, Sending, Transport
 __all__ = ["DmEvent", "Observer", "RelayServer", "serve_over"]
 
 log = logging.getLogger(__name__)
+#: Peers on the fast path at once, at most (each lingers a little after its last stream).
+MAX_FAST_PEERS = 1024
 
 
 class RelayServer:
@@ -65,6 +74,7 @@ class RelayServer:
         self._admitted = 0
         self._per_peer: Counter[str] = Counter()
         self._sessions: dict[tuple[str, Id], Session] = {}
+        self._muxes: dict[str, PeerMux] = {}
         self.dms_received = 0
 
     @property
@@ -88,7 +98,17 @@ class RelayServer:
                 # One pool per TLS mode: httpx fixes verification per client, not per request.
                 self._clients = {
                     verify: await stack.enter_async_context(
-                        httpx.AsyncClient(verify=verify, trust_env=False, follow_redirects=False)
+                        httpx.AsyncClient(
+                            verify=verify,
+                            trust_env=False,
+                            follow_redirects=False,
+                            # httpx holds 100 connections by default: every admitted request
+                            # (workers, not the queue) must get one, or streams past 100 stall.
+                            limits=httpx.Limits(
+                                max_connections=self._config.workers,
+                                max_keepalive_connections=self._config.workers,
+                            ),
+                        )
                     )
                     for verify in (True, False)
                 }
@@ -133,12 +153,25 @@ class RelayServer:
             group.create_task(self._send(message.src, self._info(frame.id)))
         elif isinstance(frame, Cancel):
             self._cancel(message.src, frame.id)
+        elif isinstance(frame, MuxAck):
+            mux = self._muxes.get(message.src)
+            if mux is not None:
+                mux.on_ack(frame)
         elif isinstance(frame, HttpRequest):
             self._admit(message.src, frame, group)
 
     def _info(self, rid: Id | None) -> Info:
         cfg = self._config
-        return Info(tuple(cfg.targets), cfg.verify_default, cfg.workers, cfg.max_body_b, rid)
+        return Info(
+            tuple(cfg.targets),
+            cfg.verify_default,
+            cfg.workers,
+            cfg.max_body_b,
+            rid,
+            peer_limit=cfg.per_peer_limit,
+            keepalive_ms=round(cfg.keepalive_s * 1000),
+            offers=(MUX_CAP,) if cfg.fast_path else (),
+        )
 
     def _cancel(self, src: str, rid: Id) -> None:
         session = self._sessions.get((src, rid))
@@ -156,10 +189,18 @@ class RelayServer:
             )
         for session in sessions:
             session.stop(f"peer unreachable: {reason}")
+        mux = self._muxes.get(peer)
+        if mux is not None:
+            mux.close(farewell=True)
 
     def _admit(self, src: str, request: HttpRequest, group: asyncio.TaskGroup) -> None:
         key = (src, request.id)
         cfg = self._config
+        mux = self._mux_for(src, group) if self._wants_mux(src, request) else None
+        if mux is not None and (key in self._sessions or mux.seen(request.id)):
+            # The peer resends a fast-path request until it hears of it: this one is here.
+            log.debug("ignored a resent %r from %s", request.id, src)
+            return
         if key in self._sessions:
             error = PolicyError("bad request: duplicate id", 400)
         elif self._admitted >= cfg.workers + cfg.queue:
@@ -168,7 +209,7 @@ class RelayServer:
             error = PolicyError("busy", 503)
         else:
             try:
-                target = self._policy.resolve(request.req)
+                target = self._policy.resolve(request.req, src)
             except PolicyError as exc:
                 error = exc
             else:
@@ -179,14 +220,48 @@ class RelayServer:
                     self._clients[target.verify],
                     self._outlet.link(src),
                     cfg,
+                    mux,
                 )
+                if mux is not None:
+                    mux.open_stream(request.id)
                 self._sessions[key] = session
                 self._admitted += 1
                 self._per_peer[src] += 1
                 group.create_task(self._run(src, session))
                 return
         log.info("refused %r from %s: %s", request.id, src, error.error)
+        if mux is not None:
+            mux.open_stream(request.id, accepted=False)
+            end = MuxEnd(request.id, False, 0, 0, 0, False, False, False, error.error, 0, False)
+            mux.end(end)
+            return
         group.create_task(self._send(src, refusal_for(request, error)))
+
+    def _wants_mux(self, src: str, request: HttpRequest) -> bool:
+        if not (self._config.fast_path and request.req.stream and MUX_CAP in request.caps):
+            return False
+        # Each fast-path peer costs a task and a window: past the cap, new ones get the seed API.
+        return src in self._muxes or len(self._muxes) < MAX_FAST_PEERS
+
+    def _mux_for(self, peer: str, group: asyncio.TaskGroup) -> PeerMux:
+        """The peer's running mux, or a new one (with a new epoch) and its sending task."""
+        mux = self._muxes.get(peer)
+        if mux is None or mux.closed:
+            mux = PeerMux(peer, self._outlet.link(peer), self._config, self._peer_silent)
+            self._muxes[peer] = mux
+            group.create_task(self._run_mux(mux))
+        return mux
+
+    async def _run_mux(self, mux: PeerMux) -> None:
+        try:
+            await mux.run()
+        except Exception:
+            # Per-peer boundary: its streams end as their peer vanished; the relay carries on.
+            log.exception("fast path to %s failed", mux.peer)
+            self._peer_silent(mux.peer, "fast path failed")
+        finally:
+            if self._muxes.get(mux.peer) is mux:
+                del self._muxes[mux.peer]
 
     async def _run(self, src: str, session: Session) -> None:
         key = (src, session.request.id)

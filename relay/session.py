@@ -37,6 +37,8 @@ from relay.frames import (
     encoded_size,
 )
 from relay.lineflags import LineFlags
+from relay.mux import PeerMux
+from relay.muxstream import run_mux_stream
 from relay.policy import Target
 from relay.settings import RelaySettings
 from relay.transport import Sending
@@ -87,13 +89,18 @@ class Session:
         client: httpx.AsyncClient,
         link: Link,
         config: RelaySettings,
+        mux: PeerMux | None = None,
     ) -> None:
-        """Prepare the session; nothing happens until `run()`."""
+        """Prepare the session; nothing happens until `run()`.
+
+        With `mux` (the peer negotiated the fast path), a streamed answer goes through it.
+        """
         self.request = request
         self._target = target
         self._client = client
         self._link = link
         self._config = config
+        self._mux = mux
         self._events: asyncio.Queue[SessionEvent] = asyncio.Queue()
         self._credit = asyncio.Semaphore(READ_AHEAD_CHUNKS)
         self._last_sent = time.monotonic()
@@ -136,7 +143,16 @@ class Session:
                     )
                 )
         try:
-            if spec.stream:
+            if spec.stream and self._mux is not None:
+                await run_mux_stream(
+                    self.request.id,
+                    self._events,
+                    self._credit,
+                    self.cancelled,
+                    self._mux,
+                    self._config.max_line_b,
+                )
+            elif spec.stream:
                 await self._run_stream()
             else:
                 await self._run_once()

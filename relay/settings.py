@@ -96,6 +96,15 @@ class RelaySettings(ServiceSettings):
         cli=False,
     )
     # -- what it forwards to -------------------------------------------------------------------
+    farm_key: str | None = setting(
+        None,
+        help="the relay's own farm key (invoke keys.add relay --relay): sent on every request "
+        "to a service with the peer's address, so the farm's fair queue and quotas see each peer",
+        env="RELAY_FARM_KEY",
+        secret=True,
+        cli=False,
+        repr=False,
+    )
     targets: TargetMap = setting(
         Targets(DEFAULT_TARGETS),
         help='JSON object of service -> base URL, e.g. {"ollama":"http://127.0.0.1:8080"}',
@@ -153,6 +162,25 @@ class RelaySettings(ServiceSettings):
     max_dm_b: int = setting(
         3_500_000, help="no DM the relay sends is bigger, bytes", env="RELAY_MAX_DM_B",
         ge=4096, le=MAX_DM_B_LIMIT,
+    )  # fmt: skip
+    # -- the negotiated fast path (`mux/1`): shared, numbered, repaired messages per peer ----
+    fast_path: bool = setting(
+        True,
+        help="offer the fast path (one message for all of a peer's streams, loss repaired)",
+        env="RELAY_FAST_PATH",
+    )
+    mux_window_ms: int = setting(
+        80, help="fast path: a peer's pending lines wait at most this long, ms",
+        env="RELAY_MUX_WINDOW_MS", ge=0, le=60_000,
+    )  # fmt: skip
+    mux_window_b: int = setting(
+        1_048_576,
+        help="fast path: a peer's unacknowledged bytes, at most (past this its upstreams wait)",
+        env="RELAY_MUX_WINDOW_B", ge=65_536, le=2**32,
+    )  # fmt: skip
+    mux_rto_ms: int = setting(
+        1000, help="fast path: resend the oldest unacknowledged message after this long, ms",
+        env="RELAY_MUX_RTO_MS", ge=50, le=60_000,
     )  # fmt: skip
     # -- a peer that does not keep up, or is gone ----------------------------------------------
     peer_unsent_b: int = setting(
@@ -267,6 +295,8 @@ class RelaySettings(ServiceSettings):
             seed_hex=self.seed_hex,
             identifier=self.identifier or None,
             num_subclients=self.num_subclients or default_num_subclients(rpc),
+            # The bare address too: a plain nkn.Client peer sends to it, and hears only from it.
+            original_client=True,
             rpc_server_addrs=rpc,
             environ=environ,
             # The relay keeps its paced frames under --unsent-b; the rest (ends, replies) is

@@ -1,26 +1,34 @@
 // The demo page: reads /config.json, validates the controls, runs N parallel streams by the
-// chosen path and shows each one live with a summary and a tokens/s chart.
+// chosen path and shows each one live (its phase, figures and text) with a summary, the farm's
+// capacity and a tokens/s chart.
 
 import { RateChart } from "./chart.js";
+import { readInputs } from "./inputs.js";
+import { plural, windowRate } from "./measure.js";
+import { busyText, relayRoomProblem, tagsDirect, tagsOverNkn } from "./models.js";
 import { NknRelay } from "./nkn-path.js";
-import { State, StreamRecord, describeFetchError, httpErrorMessage, parseLine, runDirect } from "./streams.js";
+import { assignPhases } from "./phases.js";
+import { capacityText, farmSlots, makePane, renderPane, renderSummary } from "./render.js";
+import { State, StreamRecord, parseLine, runDirect } from "./streams.js";
 
-const STREAMS_MIN = 1;
-const STREAMS_MAX = 32;
-const MAX_TOKENS_MAX = 8192;
 const CHART_EVERY_MS = 250;
 const RATE_WINDOW_MS = 1000;
+const FARM_EVERY_TICKS = 8; // the capacity line's in-flight count is asked anew every 2 s of a run
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   form: $("controls"), model: $("model"), models: $("models"), modelsNote: $("models-note"),
   refresh: $("refresh-models"), preset: $("preset"), prompt: $("prompt"), streams: $("streams"),
   maxTokens: $("max-tokens"), start: $("start"), stop: $("stop"), message: $("message"),
-  panes: $("panes"), target: $("target"), nknStatus: $("nkn-status"),
+  panes: $("panes"), target: $("target"), nknStatus: $("nkn-status"), capacity: $("capacity"),
   pathSet: document.querySelector("fieldset.path"),
 };
 
-const page = { config: null, relay: null, knownModels: null, modelsError: "not listed yet", run: null };
+const page = {
+  config: null, relay: null, knownModels: null, modelsError: "not listed yet", run: null,
+  farm: null, // /farm.json: the farm's slots and backends, asked at load and before each run
+  nknProblem: null, // why the NKN path is off, if it is
+};
 
 function currentPath() {
   return ui.form.querySelector("input[name=path]:checked").value;
@@ -40,7 +48,9 @@ async function listModels() {
   page.modelsError = "listing models…";
   ui.modelsNote.textContent = `Listing models ${path === "nkn" ? "over NKN" : "from the proxy"}…`;
   try {
-    const tags = path === "nkn" ? await tagsOverNkn() : await tagsDirect();
+    const tags = path === "nkn"
+      ? await tagsOverNkn(relay(), page.config.relay_service)
+      : await tagsDirect(page.config.proxy_url);
     const names = (tags.models || []).map((m) => m.name || m.model).filter(Boolean);
     if (currentPath() !== path) return; // the user switched path meanwhile
     page.knownModels = new Set(names);
@@ -56,53 +66,27 @@ async function listModels() {
   }
 }
 
-async function tagsDirect() {
-  const url = `${page.config.proxy_url}/api/tags`;
-  let response;
-  try {
-    response = await fetch(url);
-  } catch (error) {
-    throw new Error(describeFetchError(error, url));
-  }
-  if (!response.ok) throw new Error(await httpErrorMessage(response));
-  return response.json();
-}
-
-async function tagsOverNkn() {
-  const response = await relay().request({ service: page.config.relay_service, path: "/api/tags", method: "GET" });
-  if (response.json) return response.json;
-  throw new Error(`relay returned /api/tags without JSON (HTTP ${response.status})`);
-}
-
 function relay() {
-  if (!page.relay) page.relay = new NknRelay(page.config, (text) => { ui.nknStatus.textContent = text; });
+  if (!page.relay) {
+    page.relay = new NknRelay(page.config, (text) => {
+      // A late status from the NKN side must not overwrite the line once the user left it.
+      if (currentPath() === "nkn" || page.run?.path === "nkn") ui.nknStatus.textContent = text;
+    });
+  }
   return page.relay;
 }
 
-// ---- validation ---------------------------------------------------------------------------
+// ---- capacity -----------------------------------------------------------------------------
 
-function readInputs() {
-  const problems = [];
-  const streamsRaw = ui.streams.value.trim();
-  const streams = Number(streamsRaw);
-  if (!Number.isInteger(streams) || streams < STREAMS_MIN || streams > STREAMS_MAX || streamsRaw === "") {
-    problems.push(`Parallel streams must be a whole number from ${STREAMS_MIN} to ${STREAMS_MAX} (got "${streamsRaw}").`);
+async function refreshFarm() {
+  try {
+    const response = await fetch("/farm.json");
+    page.farm = await response.json();
+  } catch (error) {
+    page.farm = { reachable: false, problem: `cannot ask the site for /farm.json: ${error.message}` };
   }
-  const maxRaw = ui.maxTokens.value.trim();
-  const maxTokens = Number(maxRaw);
-  if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > MAX_TOKENS_MAX || maxRaw === "") {
-    problems.push(`Max tokens must be a whole number from 1 to ${MAX_TOKENS_MAX} (got "${maxRaw}").`);
-  }
-  const prompt = ui.prompt.value;
-  if (!prompt.trim()) problems.push("The prompt is empty: type one or pick a preset.");
-  const model = ui.model.value.trim();
-  if (!model) problems.push("Choose a model.");
-  else if (page.knownModels === null) problems.push(`Cannot check model "${model}": ${page.modelsError}`);
-  else if (!page.knownModels.has(model) && !page.knownModels.has(`${model}:latest`)) {
-    const listed = [...page.knownModels].join(", ") || "none";
-    problems.push(`Unknown model "${model}": the server lists ${listed}.`);
-  }
-  return { problems, streams, maxTokens, prompt, model };
+  const text = capacityText(page.farm);
+  if (ui.capacity.textContent !== text) ui.capacity.textContent = text;
 }
 
 // ---- a run --------------------------------------------------------------------------------
@@ -117,6 +101,11 @@ class Run {
     this.panes = [];
     this.handles = [];
     this.arrivals = []; // performance.now() of every token, for the sliding-window rate
+    this.firstArrivalMs = null;
+    this.slots = farmSlots(page.farm);
+    this.relayWorkers = path === "nkn" ? page.relay?.info?.workers ?? null : null;
+    const stats = path === "nkn" ? page.relay?.stats : null; // DMs counted from here on
+    this.nkn = stats ? { fast: page.relay.fastPath, stats, at: { ...stats, asks: stats.mux.resendAsks } } : null;
     this.chart = null;
     this.dirty = true;
     this.frames = 0;
@@ -142,7 +131,8 @@ function startRun(inputs) {
   ui.pathSet.disabled = true; // a run keeps the path it started on
   ui.start.disabled = true;
   ui.stop.disabled = false;
-  showMessage(`Running ${inputs.streams} stream(s) ${run.path === "nkn" ? "over NKN" : "directly"}…`, "info");
+  const at = run.slots && inputs.streams > run.slots ? `: ${run.slots} at once, the rest queue at the farm` : "";
+  showMessage(`Running ${plural(inputs.streams, "stream")} ${run.path === "nkn" ? "over NKN" : "directly"}${at}…`, "info");
   const body = {
     model: inputs.model,
     prompt: inputs.prompt,
@@ -150,6 +140,7 @@ function startRun(inputs) {
     options: { num_predict: inputs.maxTokens },
   };
   const onUpdate = (added) => {
+    if (added && run.firstArrivalMs === null) run.firstArrivalMs = performance.now();
     for (let k = 0; k < added; k++) run.arrivals.push(performance.now());
     run.dirty = true;
   };
@@ -177,9 +168,10 @@ async function startNknStream(run, record, body, onUpdate) {
       }
       run.dirty = true;
     },
-    onEnd: (error) => {
+    onEnd: (error, kind) => {
       if (error === "cancelled") record.cancel();
-      else if (error) record.fail(error);
+      else if (kind === "lost") record.lose(error);
+      else if (error) record.fail(busyText(error, page.relay?.info));
       else record.endOfStream();
       onUpdate(0);
     },
@@ -212,14 +204,23 @@ function stopRun() {
 
 function tick(run) {
   sampleRate(run);
+  run.dirty = true; // waiting streams' provisional TTFT grows with the clock
+  run.ticks = (run.ticks ?? 0) + 1;
+  if (run.ticks % FARM_EVERY_TICKS === 2) refreshFarm(); // first at 0.5 s: the requests are in
   if (run.finished) finishRun(run);
 }
 
+// Before the first token the farm made nothing: 0. After it, the rate over the time since (up to
+// the window), once a whole sampling interval has passed: a token or two over a few
+// milliseconds would be a spike no stream ever ran at.
 function sampleRate(run) {
   const now = performance.now();
   const cutoff = now - RATE_WINDOW_MS;
   while (run.arrivals.length && run.arrivals[0] < cutoff) run.arrivals.shift();
-  page.chart.push((now - run.startedMs) / 1000, run.arrivals.length / (RATE_WINDOW_MS / 1000));
+  const t = (now - run.startedMs) / 1000;
+  const first = run.firstArrivalMs;
+  if (first === null) page.chart.push(t, 0);
+  else if (now - first >= CHART_EVERY_MS) page.chart.push(t, windowRate(run.arrivals, now, first, RATE_WINDOW_MS));
 }
 
 function finishRun(run) {
@@ -232,104 +233,58 @@ function finishRun(run) {
   ui.pathSet.disabled = false;
   ui.start.disabled = false;
   ui.stop.disabled = true;
-  const errors = run.records.filter((r) => r.state === State.ERROR).length;
-  const cancelled = run.records.filter((r) => r.state === State.CANCELLED).length;
-  const done = run.records.length - errors - cancelled;
-  showMessage(`Finished: ${done} done, ${errors} error(s), ${cancelled} cancelled.`, errors ? "error" : "info");
+  refreshFarm();
+  const count = (state) => run.records.filter((r) => r.state === state).length;
+  const errors = count(State.ERROR);
+  const lost = count(State.LOST);
+  const cancelled = count(State.CANCELLED);
+  const lostText = lost ? `, ${lost} lost (no data from the relay for ${page.relay.silenceMs / 1000} s)` : "";
+  showMessage(
+    `Finished: ${count(State.DONE)} done, ${errors} error(s), ${cancelled} cancelled${lostText}.`,
+    errors || lost ? "error" : "info",
+  );
 }
 
 // ---- rendering ----------------------------------------------------------------------------
 
-function makePane(index) {
-  const root = document.createElement("article");
-  root.className = "pane";
-  root.setAttribute("aria-label", `Stream ${index}`);
-  root.dataset.index = String(index);
-  const head = document.createElement("h2");
-  const title = document.createElement("span");
-  title.textContent = `Stream ${index}`;
-  const state = document.createElement("span");
-  state.className = "state";
-  head.append(title, state);
-  const stats = document.createElement("p");
-  stats.className = "stats";
-  const text = document.createElement("pre");
-  text.className = "text";
-  text.tabIndex = 0; // scrollable text must be reachable by keyboard
-  const error = document.createElement("p");
-  error.className = "error";
-  error.hidden = true;
-  root.append(head, stats, text, error);
-  return { root, state, stats, text, error };
-}
-
 function render(run) {
   if (run.dirty) {
     run.dirty = false;
-    run.records.forEach((record, i) => renderPane(run.panes[i], record, run.path));
-    renderSummary(run);
+    const phases = assignPhases(run.records, { path: run.path, slots: run.slots, relayWorkers: run.relayWorkers });
+    run.records.forEach((record, i) => renderPane(run.panes[i], record, run.path, phases.get(record)));
+    renderSummary(run, performance.now());
   }
   if (run.finished) finishRun(run);
   else requestAnimationFrame(() => render(run));
 }
 
-function renderPane(pane, record, path) {
-  pane.root.dataset.state = record.state;
-  pane.state.textContent = record.state;
-  const ttft = record.ttftMs;
-  const rate = record.tokensPerSecond;
-  const parts = [
-    `TTFT ${ttft === null ? "–" : formatMs(ttft)}`,
-    `${record.evalCount ?? record.tokens} tok`,
-    `${rate === null ? "–" : rate.toFixed(1)} tok/s`,
-  ];
-  if (path === "nkn") parts.push(`${record.frames} frames`, `${record.keepalives} keepalives`);
-  pane.stats.textContent = parts.join(" · ");
-  pane.root.dataset.ttftMs = ttft === null ? "" : String(Math.round(ttft));
-  if (pane.text.textContent !== record.text) {
-    pane.text.textContent = record.text;
-    pane.text.scrollTop = pane.text.scrollHeight;
-  }
-  pane.error.hidden = !record.error;
-  pane.error.textContent = record.error ? `Error: ${record.error}` : "";
-}
-
-function renderSummary(run) {
-  const ok = run.records.filter((r) => r.state !== State.ERROR && r.ttftMs !== null);
-  // Errors are counted but kept out of the TTFT quantiles.
-  const ttfts = ok.map((r) => r.ttftMs).sort((a, b) => a - b);
-  const tokens = run.records.reduce((sum, r) => sum + r.tokens, 0);
-  const last = Math.max(0, ...run.records.map((r) => r.lastTokenMs ?? 0));
-  const spanS = ((run.finished ? last : performance.now()) - run.startedMs) / 1000;
-  $("sum-ttft-p50").textContent = ttfts.length ? formatMs(quantile(ttfts, 0.5)) : "–";
-  $("sum-ttft-max").textContent = ttfts.length ? formatMs(ttfts[ttfts.length - 1]) : "–";
-  $("sum-rate").textContent = tokens && spanS > 0 ? (tokens / spanS).toFixed(1) : "–";
-  $("sum-tokens").textContent = String(tokens);
-  $("sum-done").textContent = `${run.records.filter((r) => r.state === State.DONE).length} / ${run.records.length}`;
-  $("sum-errors").textContent = String(run.records.filter((r) => r.state === State.ERROR).length);
-  $("sum-frames").textContent = run.path === "nkn" ? `${run.frames} / ${run.keepalives}` : "– (direct)";
-}
-
-function quantile(sorted, q) {
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
-
-function formatMs(ms) {
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
-}
-
 // ---- wiring -------------------------------------------------------------------------------
 
-function onSubmit(event) {
+async function onSubmit(event) {
   event.preventDefault();
   if (page.run && !page.run.finished) return;
-  const inputs = readInputs();
+  const inputs = readInputs(ui, page.knownModels, page.modelsError);
   if (inputs.problems.length) {
     showMessage(inputs.problems.join(" "));
     return;
+  }
+  ui.start.disabled = true; // until the checks below are done: one run per press
+  try {
+    if (currentPath() === "nkn") {
+      showMessage("Checking the relay…", "info");
+      await relay().connect(); // pings again if the relay fell silent since
+      const problem = relayRoomProblem(page.relay?.info, inputs.streams);
+      if (problem) {
+        showMessage(problem);
+        return;
+      }
+    }
+    await refreshFarm();
+  } catch (error) {
+    showMessage(error.message);
+    return;
+  } finally {
+    ui.start.disabled = false;
   }
   showMessage("");
   startRun(inputs);
@@ -338,6 +293,10 @@ function onSubmit(event) {
 function onPathChange() {
   if (currentPath() === "nkn") {
     relay().connect().catch((error) => { ui.nknStatus.textContent = error.message; });
+  } else {
+    // The NKN line describes a path no longer in use.
+    page.relay?.pause();
+    ui.nknStatus.textContent = page.nknProblem ?? "";
   }
   listModels();
 }
@@ -358,6 +317,9 @@ async function init() {
     (cfg.relay_address ? ` via ${cfg.nkn_seed}` : "");
   const nknRadio = ui.form.querySelector("input[value=nkn]");
   const nknProblem = !cfg.relay_address ? "NKN path off: start the site with --relay-address." : cfg.nkn_sdk_problem;
+  page.nknProblem = nknProblem || null;
+  page.farm = cfg.farm ?? null;
+  ui.capacity.textContent = capacityText(page.farm);
   if (nknProblem) {
     nknRadio.disabled = true;
     ui.nknStatus.textContent = nknProblem;

@@ -1,4 +1,6 @@
-// A small dependency-free canvas line chart: aggregate tokens/s over the last minute.
+// A small dependency-free canvas line chart: aggregate tokens/s over the last minute. The
+// points are also kept in the canvas's data-points (JSON) and its label names the latest rate,
+// for screen readers and tests.
 
 const WINDOW_S = 60;
 
@@ -9,8 +11,9 @@ export class RateChart {
     this.draw();
   }
 
+  // A new run starts with no points: the first is its first measured sample, not a made-up 0.
   reset() {
-    this.points = [[0, 0]];
+    this.points = [];
     this.draw();
   }
 
@@ -18,6 +21,8 @@ export class RateChart {
     this.points.push([tSeconds, rate]);
     const cutoff = tSeconds - WINDOW_S;
     while (this.points.length > 2 && this.points[0][0] < cutoff) this.points.shift();
+    this.canvas.dataset.points = JSON.stringify(this.points.map(([t, r]) => [+t.toFixed(3), +r.toFixed(1)]));
+    this.canvas.setAttribute("aria-label", `Aggregate tokens per second over time; latest ${rate.toFixed(1)} tokens/s`);
     this.draw();
   }
 

@@ -1,32 +1,21 @@
 // The NKN path: the page's own nkn-sdk client sends relay.http DMs to the relay and
-// reassembles the streamed frames (relay.response.begin/lines/keepalive/end) by seq.
+// reassembles the streamed frames (relay.response.begin/lines/keepalive/end) by seq. When the
+// relay's relay.info offers the fast path (mux/1), streams ask for it (`caps`) and their items
+// come in shared, repaired relay.mux messages (nkn-mux.js) instead; an old relay, or one with
+// the fast path off, gets the seed API. A `RelayWatch` pings the relay while the path is in use
+// and ends requests it stopped answering.
 
-const SUBCLIENTS = 2;
-const ALL_READY_MS = 3000;
-const CONNECT_TIMEOUT_MS = 15000;
+import { RelayWatch, formatSeconds } from "./liveness.js";
+import { openClient } from "./nkn-client.js";
+import { onStreamFrame, refused, relayError } from "./nkn-frames.js";
+import { FastLane, MUX_CAP } from "./nkn-mux.js";
+
 const BEGIN_GRACE_MS = 10000; // beyond the request's own timeout_ms, for NKN delivery
 const UPSTREAM_TIMEOUT_MS = 120000;
 const PING_PREFIX = "ping-"; // pending-map keys of pings in flight
-
-// Loads the served browser build of nkn-sdk once; resolves to the global `nkn`.
-let sdkPromise = null; // one script tag per page, like the browser's own module cache
-export function loadSdk(src) {
-  if (window.nkn) return Promise.resolve(window.nkn);
-  if (!sdkPromise) {
-    sdkPromise = new Promise((resolve, reject) => {
-      const script = document.createElement("script");
-      script.src = src;
-      script.onload = () =>
-        window.nkn ? resolve(window.nkn) : reject(new Error("nkn-sdk loaded but defined nothing"));
-      script.onerror = () => {
-        sdkPromise = null;
-        reject(new Error(`cannot load ${src}`));
-      };
-      document.head.append(script);
-    });
-  }
-  return sdkPromise;
-}
+const INFO_PREFIX = "info-"; // ... and of relay.info requests
+const LIVE_PREFIX = "live-"; // ids of the watch's pings: their pongs need no handler
+const SILENCE_DEFAULT_MS = 15000;
 
 export class NknRelay {
   // config: the page's /config.json; onStatus(text) reports the connection's progress.
@@ -37,10 +26,45 @@ export class NknRelay {
     this.clientReady = null; // the NKN connection, kept when only the relay check fails
     this.pending = new Map(); // request id -> handler object
     this.connecting = null;
+    this.info = null; // the relay's relay.info (workers, peer_limit, keepalive_ms, offers), if it answered
+    this.fast = new FastLane((frame) => this._send(frame).catch(() => {}), this.pending);
+    this.stats = { dmsIn: 0, linesIn: 0, mux: this.fast.inbox.stats }; // DMs from the relay, lines in them
+    this.watch = new RelayWatch({
+      silenceMs: config.relay_silence_ms || SILENCE_DEFAULT_MS,
+      sendPing: () => this._send({ event: "relay.ping", id: `${LIVE_PREFIX}${crypto.randomUUID()}`, ts: Date.now() }).catch(() => {}),
+      onChange: (silent, quietMs) => this._onSilence(silent, quietMs),
+    });
+  }
+
+  get silenceMs() {
+    return this.watch.silenceMs;
+  }
+
+  // Stop pinging (the user left the NKN path); the next connect() pings again.
+  pause() {
+    this.watch.stop();
+    this.fast.close();
+    this.connecting = null;
+  }
+
+  _onSilence(silent, quietMs) {
+    const relay = short(this.relayAddress);
+    if (silent) {
+      // The next connect() must ask again instead of trusting an old answer.
+      this.connecting = null;
+      this.onStatus(`relay ${relay} silent: no reply for ${formatSeconds(quietMs)} s — is it still running?`);
+    } else {
+      this.onStatus(`relay ${relay} answering again`);
+    }
   }
 
   get relayAddress() {
     return this.config.relay_address;
+  }
+
+  // Whether streams take the fast path: the relay's relay.info offers it.
+  get fastPath() {
+    return Array.isArray(this.info?.offers) && this.info.offers.includes(MUX_CAP);
   }
 
   // Connect (once) and check the relay answers relay.ping. Throws a readable Error; the next
@@ -59,7 +83,9 @@ export class NknRelay {
     if (!this.relayAddress) throw new Error("no relay NKN address configured (--relay-address)");
     if (!this.config.nkn_sdk) throw new Error(this.config.nkn_sdk_problem);
     if (!this.clientReady) {
-      this.clientReady = this._open().catch((error) => {
+      const onMessage = (src, payload) => this._onMessage(src, payload);
+      const opened = openClient(this.config, this.onStatus, onMessage, (client) => { this.client = client; });
+      this.clientReady = opened.catch((error) => {
         this.clientReady = null;
         this.close();
         throw error;
@@ -67,46 +93,47 @@ export class NknRelay {
     }
     const client = await this.clientReady;
     this.onStatus(`connected as ${short(client.addr)}; pinging the relay…`);
-    const pong = await this.ping();
-    this.onStatus(`connected as ${short(client.addr)}; relay ${short(this.relayAddress)} answered`);
+    let pong;
+    try {
+      pong = await this.ping();
+    } catch (error) {
+      this.onStatus(error.message);
+      throw error;
+    }
+    this.info = await this.askInfo();
+    this.watch.heard();
+    this.watch.start();
+    this.onStatus(`connected as ${short(client.addr)}; relay ${short(this.relayAddress)} answered${this._infoText()}; ${this.fastPath ? `fast path (${MUX_CAP})` : "seed API"}`);
     return pong;
   }
 
-  async _open() {
-    this.onStatus("loading nkn-sdk…");
-    const nkn = await loadSdk(this.config.nkn_sdk);
-    const options = {
-      numSubClients: SUBCLIENTS,
-      // The original client also receives what a single-client relay sends to our bare address.
-      originalClient: true,
-      // A page served over https would otherwise pick WebRTC and wss.
-      webrtc: false,
-      tls: this.config.nkn_tls,
-    };
-    if (this.config.nkn_rpc) options.rpcServerAddr = this.config.nkn_rpc;
-    this.onStatus("connecting to NKN…");
-    const client = new nkn.MultiClient(options);
-    this.client = client;
-    client.onMessage(({ src, payload }) => {
-      this._onMessage(src, payload);
-      // No ACK: the relay sends without waiting for one (noReply), so it would be wasted.
-      return false;
-    });
-    await withTimeout(
-      new Promise((resolve, reject) => {
-        client.onConnect(resolve);
-        client.onConnectFailed(() => reject(new Error("NKN connect failed: no node accepted us")));
-      }),
-      CONNECT_TIMEOUT_MS,
-      `NKN connect timed out after ${CONNECT_TIMEOUT_MS / 1000} s`,
-    );
-    // onConnect fires when the first sub-client is ready; a DM sent then leaves only through
-    // that one and misses a relay listening on the others.
-    await waitFor(() => client.readyClientIDs().length >= SUBCLIENTS + 1, ALL_READY_MS);
-    return client;
+  // relay.info, or null from a relay that does not answer it in time (it is optional). Sent
+  // a few times: one lost DM must not cost the fast path, which it tells of (`offers`).
+  askInfo() {
+    const id = `${INFO_PREFIX}${crypto.randomUUID()}`;
+    const frame = { event: "relay.info", id };
+    const timeoutMs = this.config.relay_ping_timeout_ms;
+    const pick = (f) => (f.event === "relay.info" ? f : undefined);
+    return this._await(id, frame, timeoutMs, pick, timeoutMs / 4).catch(() => null);
+  }
+
+  _infoText() {
+    const info = this.info;
+    if (!info) return "";
+    const parts = [];
+    if (Number.isInteger(info.workers)) parts.push(`${info.workers} workers`);
+    if (Number.isInteger(info.peer_limit)) parts.push(`admits ${info.peer_limit} streams per page`);
+    let text = parts.length ? ` (${parts.join(", ")})` : "";
+    if (Number.isInteger(info.keepalive_ms) && info.keepalive_ms >= this.silenceMs) {
+      text +=
+        `. Warning: its keepalive (${formatSeconds(info.keepalive_ms)} s) is not shorter than this page's ` +
+        `silence limit (${formatSeconds(this.silenceMs)} s), so quiet streams may read as lost: raise --relay-silence`;
+    }
+    return text;
   }
 
   close() {
+    this.fast.close();
     const client = this.client;
     this.client = null;
     if (client) client.close().catch(() => {});
@@ -115,32 +142,44 @@ export class NknRelay {
   ping() {
     const id = `${PING_PREFIX}${crypto.randomUUID()}`;
     const frame = { event: "relay.ping", id, ts: Date.now() };
-    // A DM can be lost while the relay reconnects; pings are cheap, so send a few.
     const timeoutMs = this.config.relay_ping_timeout_ms;
-    const resend = setInterval(() => this._send(frame).catch(() => {}), timeoutMs / 4);
     // A relay that refuses us (RELAY_ALLOWED_PEERS) answers the ping with ok:false.
     const pick = (f) => {
       if (f.event === "relay.pong") return f;
       if (f.event === "relay.response" && f.ok === false) return refused(f);
       return undefined;
     };
-    return this._await(id, frame, timeoutMs, pick)
-      .catch((error) => {
-        throw error.refused ? error : new Error(`relay unreachable: ${error.message}`);
-      })
-      .finally(() => clearInterval(resend));
+    // A DM can be lost while the relay reconnects; pings are cheap, so send a few.
+    return this._await(id, frame, timeoutMs, pick, timeoutMs / 4).catch((error) => {
+      throw error.refused ? error : new Error(`relay unreachable: ${error.message}`);
+    });
   }
 
-  // One non-streamed relay.http: resolves to the relay.response frame.
+  // One non-streamed relay.http: resolves to the relay.response frame; rejects as soon as the
+  // relay falls silent rather than at the request's own timeout.
   async request(req, timeoutMs = 30000) {
     await this.connect();
     const id = crypto.randomUUID();
     const frame = { event: "relay.http", id, req: { timeout_ms: timeoutMs, ...req } };
-    const response = await this._await(id, frame, timeoutMs + BEGIN_GRACE_MS, (f) =>
+    const reply = this._await(id, frame, timeoutMs + BEGIN_GRACE_MS, (f) =>
       f.event === "relay.response" || f.event === "relay.response.end" ? f : undefined,
     );
-    if (!response.ok) throw new Error(relayError(response));
-    return response;
+    let entry;
+    const lost = new Promise((_, reject) => {
+      entry = this.watch.watch((message) => {
+        this.pending.delete(id);
+        reject(new Error(message));
+      });
+    });
+    reply.catch(() => {}); // a reply that loses the race must not reject unobserved
+    lost.catch(() => {});
+    try {
+      const response = await Promise.race([reply, lost]);
+      if (!response.ok) throw new Error(relayError(response));
+      return response;
+    } finally {
+      this.watch.unwatch(entry);
+    }
   }
 
   // A streamed relay.http. `sink` gets: onLine(text), onFrame(kind), onEnd(errorOrNull).
@@ -148,75 +187,49 @@ export class NknRelay {
   async stream(req, sink) {
     await this.connect();
     const id = crypto.randomUUID();
-    const state = { nextSeq: 1, held: new Map(), begun: false, ended: false };
-    const finish = (error) => {
+    const fast = this.fastPath;
+    const state = { nextSeq: 1, held: new Map(), begun: false, ended: false, heard: false };
+    const finish = (error, kind = error ? "error" : "done") => {
       if (state.ended) return;
       state.ended = true;
       clearTimeout(state.beginTimer);
+      this.fast.closed(id, state);
       this.pending.delete(id);
-      sink.onEnd(error);
+      this.watch.unwatch(entry);
+      sink.onEnd(error, kind);
     };
-    this.pending.set(id, (frame) => this._onStreamFrame(frame, state, sink, finish));
+    const entry = this.watch.watch((message) => {
+      // Tell the relay, should it still be there, so its slot frees; then say lost.
+      this._send({ event: "relay.cancel", id }).catch(() => {});
+      finish(message, "lost");
+    });
+    const counted = { ...sink, onLine: (line) => { this.stats.linesIn += 1; sink.onLine(line); } };
+    this.pending.set(id, (frame) => {
+      state.heard = true;
+      this.watch.frame(entry);
+      this._onStreamFrame(frame, state, counted, finish);
+    });
     const timeoutMs = req.timeout_ms ?? UPSTREAM_TIMEOUT_MS;
     state.beginTimer = setTimeout(() => {
       if (!state.begun) finish(`relay unreachable: no reply within ${(timeoutMs + BEGIN_GRACE_MS) / 1000} s`);
     }, timeoutMs + BEGIN_GRACE_MS);
+    const frame = { event: "relay.http", id, req: { timeout_ms: timeoutMs, ...req, stream: "chunks" } };
+    if (fast) this.fast.open(frame, state);
     try {
-      await this._send({ event: "relay.http", id, req: { timeout_ms: timeoutMs, ...req, stream: "chunks" } });
+      await this._send(frame);
     } catch (error) {
       finish(`relay unreachable: ${error.message}`);
     }
-    return {
-      id,
-      cancel: () => {
-        if (state.ended) return;
-        this._send({ event: "relay.cancel", id }).catch(() => {});
-      },
+    const cancel = () => {
+      if (state.ended) return;
+      if (fast) this.fast.cancel(id, state);
+      else this._send({ event: "relay.cancel", id }).catch(() => {});
     };
+    return { id, fast, cancel };
   }
 
   _onStreamFrame(frame, state, sink, finish) {
-    switch (frame.event) {
-      case "relay.response.begin":
-        state.begun = true;
-        sink.onFrame("begin");
-        if (frame.ok === false || (frame.status && frame.status >= 400)) {
-          state.beginError = frame.error || `HTTP ${frame.status}`;
-        }
-        break;
-      case "relay.response.lines":
-        state.begun = true;
-        sink.onFrame("lines");
-        for (const item of frame.lines || []) {
-          if (Number.isInteger(item.seq) && item.seq >= state.nextSeq) state.held.set(item.seq, item.line);
-        }
-        while (state.held.has(state.nextSeq)) {
-          const line = state.held.get(state.nextSeq);
-          state.held.delete(state.nextSeq);
-          state.nextSeq += 1;
-          sink.onLine(line);
-        }
-        break;
-      case "relay.response.keepalive":
-        sink.onFrame("keepalive");
-        break;
-      case "relay.response.end": {
-        sink.onFrame("end");
-        const delivered = state.nextSeq - 1;
-        if (frame.ok === false) finish(relayError(frame));
-        else if (Number.isInteger(frame.last_seq) && frame.last_seq > delivered) {
-          finish(`stream cut: ${frame.last_seq - delivered} line(s) lost in transit (got ${delivered} of ${frame.last_seq})`);
-        } else if (state.beginError) finish(state.beginError);
-        else finish(null);
-        break;
-      }
-      case "relay.response":
-        // The relay answers a request it refused before streaming with a plain response.
-        finish(frame.ok === false ? relayError(frame) : `unexpected non-streamed reply (HTTP ${frame.status})`);
-        break;
-      default:
-        break;
-    }
+    onStreamFrame(frame, state, sink, finish);
   }
 
   _onMessage(src, payload) {
@@ -227,13 +240,18 @@ export class NknRelay {
       return; // not one of ours: NKN lets anyone message this address
     }
     if (!frame || typeof frame !== "object") return;
+    if (stripSub(src) !== stripSub(this.relayAddress)) return;
+    this.stats.dmsIn += 1;
+    this.watch.heard();
+    if (this.fast.onFrame(frame)) return;
     let handler = this.pending.get(frame.id);
-    if (!handler && frame.event === "relay.pong") {
-      // The DM API's pong need not echo the id: it then answers the oldest ping in flight.
-      const key = [...this.pending.keys()].find((k) => String(k).startsWith(PING_PREFIX));
+    const prefix = { "relay.pong": PING_PREFIX, "relay.info": INFO_PREFIX }[frame.event];
+    if (!handler && prefix) {
+      // The DM API's pong and info need not echo the id: they then answer the oldest in flight.
+      const key = [...this.pending.keys()].find((k) => String(k).startsWith(prefix));
       handler = key && this.pending.get(key);
     }
-    if (handler && stripSub(src) === stripSub(this.relayAddress)) handler(frame);
+    if (handler) handler(frame);
   }
 
   _send(frame) {
@@ -242,9 +260,11 @@ export class NknRelay {
     return this.client.send(this.relayAddress, JSON.stringify(frame), { noReply: true });
   }
 
-  // Send `frame` and resolve with the first reply frame that `pick` accepts.
-  _await(id, frame, timeoutMs, pick) {
-    return new Promise((resolve, reject) => {
+  // Send `frame` (again every `resendMs`, if given) and resolve with the first reply frame that
+  // `pick` accepts.
+  _await(id, frame, timeoutMs, pick, resendMs = 0) {
+    const resend = resendMs ? setInterval(() => this._send(frame).catch(() => {}), resendMs) : null;
+    const reply = new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new Error(`no reply from ${short(this.relayAddress)} within ${timeoutMs / 1000} s`));
@@ -263,19 +283,8 @@ export class NknRelay {
         reject(error);
       });
     });
+    return resend ? reply.finally(() => clearInterval(resend)) : reply;
   }
-}
-
-function relayError(frame) {
-  if (frame.error) return frame.error;
-  if (frame.status) return `HTTP ${frame.status}`;
-  return "relay reported a failure without a reason";
-}
-
-function refused(frame) {
-  const error = new Error(`relay refused: ${relayError(frame)}`);
-  error.refused = true;
-  return error;
 }
 
 function stripSub(address) {
@@ -288,26 +297,4 @@ function short(address) {
   const prefix = dot >= 0 ? address.slice(0, dot + 1) : "";
   const key = address.slice(dot + 1);
   return `${prefix}${key.slice(0, 8)}…`;
-}
-
-// Poll `condition` every 50 ms until it holds or `ms` pass; never rejects.
-function waitFor(condition, ms) {
-  const deadline = performance.now() + ms;
-  return new Promise((resolve) => {
-    const check = () => {
-      if (condition() || performance.now() > deadline) resolve();
-      else setTimeout(check, 50);
-    };
-    check();
-  });
-}
-
-function withTimeout(promise, ms, message) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(message)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

@@ -7,7 +7,10 @@ export const State = Object.freeze({
   DONE: "done",
   ERROR: "error",
   CANCELLED: "cancelled",
+  LOST: "lost", // NKN only: the relay went silent past the page's limit (`relay_silence_ms`)
 });
+
+const FINAL = new Set([State.DONE, State.ERROR, State.CANCELLED, State.LOST]);
 
 // What one stream has seen so far. Times come from performance.now() (milliseconds).
 export class StreamRecord {
@@ -38,7 +41,14 @@ export class StreamRecord {
   }
 
   get finished() {
-    return this.state === State.DONE || this.state === State.ERROR || this.state === State.CANCELLED;
+    return FINAL.has(this.state);
+  }
+
+  // No word from the relay for too long: the stream may still run there, but nobody can tell.
+  lose(message) {
+    if (this.finished) return;
+    this.state = State.LOST;
+    this.error = message;
   }
 
   fail(message) {
@@ -115,12 +125,15 @@ export function parseLine(line) {
   }
 }
 
-// Human text for a failed fetch: the browser hides the reason, so name the likely ones.
+// Human text for a failed fetch: the browser hides the reason, so name the likely ones. The
+// flags named are real: `invoke up --cors-origins` hands the origin to the farm's proxy.
 export function describeFetchError(error, url) {
   if (error && error.name === "AbortError") return "cancelled";
+  const origin = location.origin;
   return (
-    `cannot reach ${url} (${error && error.message ? error.message : error}): is the proxy ` +
-    `running, and started with --cors-origins ${location.origin}?`
+    `cannot reach ${url} (${error && error.message ? error.message : error}): is the farm ` +
+    `running, and does its proxy allow this page's origin? Start it with ` +
+    `invoke up --cors-origins ${origin} (or python -m farm.proxy --cors-origins ${origin}).`
   );
 }
 

@@ -1,7 +1,9 @@
-"""`python -m farm.gpu [--check]`: prepare this host's Docker for NVIDIA GPUs (invoke gpu-setup).
+"""`python -m farm.gpu [--check]`: prepare this host's Docker for NVIDIA GPUs (invoke gpu-setup);
+`python -m farm.gpu gpus [--json]`: list the GPUs through NVML (invoke gpus).
 
-Prints one line per changed file or step and one per checked item; exits 0 when every item is
-ok, 1 when one is not or setup stopped (one line saying why), 2 for a bad setting.
+Setup prints one line per changed file or step and one per checked item; exits 0 when every
+item is ok, 1 when one is not or setup stopped (one line saying why), 2 for a bad setting.
+The inventory prints a table (or JSON) and exits 0, or one line and 1 where NVML cannot start.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 
+from farm.gpu import listing
 from farm.gpu.ensure import check, ensure
-from farm.gpu.errors import SetupError
+from farm.gpu.errors import NvmlUnavailable, SetupError
+from farm.gpu.inventory import read_inventory
 from farm.gpu.probe import Item, run_command
-from farm.gpu.settings import GpuSetupSettings
+from farm.gpu.settings import GpuSetupSettings, GpusSettings
 from farm.settings import Loaded, run_main
 
 
@@ -41,9 +45,26 @@ def _run(loaded: Loaded[GpuSetupSettings]) -> int:
     return 0 if all(item.ok for item in items) else 1
 
 
+def _gpus(loaded: Loaded[GpusSettings]) -> int:
+    try:
+        inventory = read_inventory()
+    except NvmlUnavailable as exc:
+        print(f"{GpusSettings.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        listing.as_json(inventory)
+        if loaded.settings.json
+        else "\n".join(listing.as_table(inventory))
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Load the settings, run check or ensure, print one line per item; 0 when all is ok."""
-    return run_main(GpuSetupSettings, _run, argv)
+    """Load the settings of the verb (setup, or `gpus`), run it; 0 when all is ok."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["gpus"]:
+        return run_main(GpusSettings, _gpus, args[1:])
+    return run_main(GpuSetupSettings, _run, args)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def check(config: GpuSetupSettings, run: Runner, euid: int) -> list[Item]:
     items = [
         probe.check_root(euid),
         probe.check_os(config.root),
-        probe.check_driver(run),
+        probe.check_driver(),
         probe.check_docker_installed(run),
         probe.check_docker_running(run),
         apt_repo.check_keyring(config.root),
@@ -65,12 +65,9 @@ def _refuse_unfixable(config: GpuSetupSettings, run: Runner, euid: int) -> None:
             f"gpu-setup supports Ubuntu 24.04 (noble) only; this host runs {os_item.detail}. "
             "Install the NVIDIA Container Toolkit by NVIDIA's guide for your distribution"
         )
-    driver = probe.check_driver(run)
+    driver = probe.check_driver()
     if not driver.ok:
-        raise SetupRefused(
-            f"no working NVIDIA driver ({driver.detail}): install one "
-            "(sudo ubuntu-drivers install), reboot, and check that nvidia-smi lists your GPU"
-        )
+        raise SetupRefused(f"gpu-setup needs a working NVIDIA driver; {driver.detail}")
     if not probe.check_docker_installed(run).ok:
         raise SetupRefused(
             "Docker is not installed: sudo apt-get install -y docker.io (or Docker CE), then re-run"

@@ -5,6 +5,8 @@ settings never get here: the settings layer refuses them first (`farm.settings.S
 
     SetupError             a step failed part-way; the message says which
     └── SetupRefused       wrong OS, no driver, not root: nothing was changed
+    NvmlUnavailable        NVML cannot list the GPUs: driver not loaded, no access, mismatch
+    └── NoNvidiaDriver     no NVML library at all: no NVIDIA driver is installed
 """
 
 from __future__ import annotations
@@ -16,3 +18,11 @@ class SetupError(Exception):
 
 class SetupRefused(SetupError):
     """GPU setup refuses to run on this host; nothing was changed."""
+
+
+class NvmlUnavailable(Exception):
+    """NVML cannot start or read the GPUs; the message names the cause and the way forward."""
+
+
+class NoNvidiaDriver(NvmlUnavailable):
+    """No NVML library: this host has no NVIDIA driver installed."""

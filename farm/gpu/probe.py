@@ -1,7 +1,8 @@
 """Host probes for GPU setup: a command-runner seam and the typed result of each check.
 
 Every probe runs a real command through `Runner` (PATH decides which binary answers, so tests
-put recording stubs first on PATH) and returns an `Item` with state ok / missing / wrong.
+put recording stubs first on PATH), or asks NVML for the driver (`farm.gpu.inventory`), and
+returns an `Item` with state ok / missing / wrong.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
+
+from farm.common.sizes import binary
+from farm.gpu.errors import NoNvidiaDriver, NvmlUnavailable
+from farm.gpu.inventory import read_inventory
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +100,20 @@ def check_root(euid: int) -> Item:
     return Item("root", "ok" if euid == 0 else "missing", f"euid {euid}")
 
 
-def check_driver(run: Runner) -> Item:
-    """The host driver must work: `nvidia-smi` lists at least one GPU."""
-    res = run(
-        ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-        30.0,
+def check_driver() -> Item:
+    """The host driver must work: NVML starts and lists at least one GPU (`read_inventory`)."""
+    try:
+        inventory = read_inventory()
+    except NvmlUnavailable as exc:
+        return Item("driver", "missing" if isinstance(exc, NoNvidiaDriver) else "wrong", str(exc))
+    if not inventory.gpus:
+        return Item("driver", "wrong", f"driver {inventory.driver_version} sees no GPU")
+    gpus = "; ".join(
+        f"{g.index}: {g.name} ({binary(g.free_bytes)} free of {binary(g.total_bytes)})"
+        for g in inventory.gpus
     )
-    if res.rc == 0 and res.stdout.strip():
-        return Item("driver", "ok", "; ".join(res.stdout.strip().splitlines()))
-    if res.rc == 127:
-        return Item("driver", "missing", "nvidia-smi not found")
-    return Item("driver", "wrong", res.text.splitlines()[0] if res.text else f"rc {res.rc}")
+    versions = f"driver {inventory.driver_version}, CUDA {inventory.cuda_version}"
+    return Item("driver", "ok", f"{gpus}; {versions}")
 
 
 def check_docker_installed(run: Runner) -> Item:

@@ -1,12 +1,13 @@
-"""GPU setup's settings (`python -m farm.gpu`): what it checks and where it writes.
+"""The GPU room's settings: setup (`python -m farm.gpu`) and the inventory (`... gpus`).
 
-Only `--check` is a flag. The rest are environment-only: the filesystem root lets the tests run
-the whole procedure in a sandbox, and the repository and image let an offline mirror stand in
-for NVIDIA's.
+Setup: only `--check` is a flag. The rest are environment-only: the filesystem root lets the
+tests run the whole procedure in a sandbox, and the repository and image let an offline mirror
+stand in for NVIDIA's. The inventory has one flag, `--json`.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from pydantic import field_validator
@@ -51,3 +52,17 @@ class GpuSetupSettings(ServiceSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+
+# `--json` is the flag people expect; its field shadows pydantic's deprecated `BaseModel.json()`,
+# which nothing here calls, so the warning pydantic gives for the name is silenced for it alone.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "json"', category=UserWarning)
+
+    class GpusSettings(ServiceSettings):
+        """`python -m farm.gpu gpus [--json]` (`invoke gpus`)."""
+
+        prog = "python -m farm.gpu gpus"
+        summary = "List this host's NVIDIA GPUs through NVML: memory, MIG, processes, versions."
+
+        json: bool = setting(False, help="print the inventory as JSON (sizes in bytes)")  # type: ignore[assignment]

@@ -33,6 +33,7 @@ class BackendRecord:
     container_id: str | None = None
     docker_host: str | None = None
     log_path: str | None = None
+    gpu: str | None = None  # what it holds: "gpu 0 <name> <uuid>", "all GPUs", "cpu (--cpu)"
 
 
 class Backend(Protocol):

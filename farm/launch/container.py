@@ -1,11 +1,14 @@
 """The Docker backend: the ollama/ollama image run through the docker SDK (never the CLI).
 
-Start = pull the image if missing (with progress), remove a stale container of the same name,
-then create+start with all GPUs (a device request, i.e. `--gpus all`), the OLLAMA_* variables,
-the models dir bind-mounted and the back port published on `back_host` (loopback by default).
-Docker errors are translated into one-line farm errors; the NVIDIA "could not select device
-driver" case points at `invoke gpu-setup` and `--cpu`. A start that fails after create leaves a
-`created` container holding the name, so it is always removed on the error path.
+Create = pull the image if missing (with progress), remove a stale container of the same name
+(only one the farm started), then create the container with its GPUs as a device request
+(every GPU, i.e. `--gpus all`, or one GPU by UUID for `--gpus per-gpu`), the OLLAMA_*
+variables, the models store mounted and the back port published; start runs it. `up` creates
+every container before it starts any, so the engines check all specs first. A local engine
+mounts the host's models dir; a remote engine cannot see it, so its backends share a named
+volume there. Containers run with an init process: the server is not PID 1, so `stop` takes a
+fraction of a second, not the full timeout. A start that fails (the NVIDIA device error comes
+only then) leaves a `created` container holding the name, so it is removed on every error path.
 """
 
 from __future__ import annotations
@@ -16,147 +19,131 @@ from typing import Any
 import docker
 import docker.errors
 import docker.types
-import requests
 
 from farm.launch.backend import BackendRecord
-from farm.launch.errors import BackendError, GpuUnavailable, PortInUse, PreflightError, PullError
+from farm.launch.engines import (
+    GPU_LABEL,
+    LABEL,
+    connect,
+    ensure_image,
+    remove_named,
+    stop_container,
+    translate,
+)
+from farm.launch.errors import BackendError
 from farm.launch.models_dir import ModelsDir
+from farm.launch.placement import Placement, is_remote
 from farm.launch.process import ollama_env
-from farm.launch.progress import PullProgress
 from farm.launch.settings import UpSettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 CONTAINER_PORT = "11434/tcp"
-LABEL = "ollama-farm"
+# On a remote engine the models live in a volume of that engine, shared by its backends.
+MODELS_VOLUME = "ollama-farm-models"
 
 
-def connect(docker_host: str | None, timeout_s: float = 60.0) -> docker.DockerClient:
-    """A client for DOCKER_HOST (or the default socket); PreflightError if no engine answers."""
-    try:
-        client = docker.DockerClient(base_url=docker_host or DEFAULT_SOCKET, timeout=int(timeout_s))
-        client.ping()
-    except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
-        raise PreflightError(
-            f"no Docker engine answers at {docker_host or DEFAULT_SOCKET} ({type(exc).__name__})"
-        ) from exc
-    return client
-
-
-def engine_answers(docker_host: str | None) -> bool:
-    """True when a Docker engine answers a ping (auto mode's first choice)."""
-    try:
-        connect(docker_host, timeout_s=3.0).close()
-    except PreflightError:
-        return False
-    return True
-
-
-def ensure_image(client: docker.DockerClient, image: str) -> None:
-    """Pull `image` with a progress bar unless it is present; PullError on failure."""
-    try:
-        client.images.get(image)
-        return
-    except docker.errors.ImageNotFound:
-        pass
-    except docker.errors.APIError as exc:
-        raise PullError(f"cannot inspect image {image}: {exc.explanation or exc}") from exc
-    repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
-    log.info("pulling image %s", image)
-    try:
-        with PullProgress(image) as bars:
-            for event in client.api.pull(repo, tag or "latest", stream=True, decode=True):
-                if "error" in event:
-                    raise PullError(f"pulling image {image} failed: {event['error']}")
-                detail = event.get("progressDetail") or {}
-                if event.get("id") and detail.get("total"):
-                    bars.update(event["id"], event["id"], detail.get("current", 0), detail["total"])
-    except docker.errors.APIError as exc:
-        raise PullError(f"pulling image {image} failed: {exc.explanation or exc}") from exc
-
-
-def _translate_start_error(exc: docker.errors.APIError, name: str, port: int) -> Exception:
-    text = str(exc.explanation or exc)
-    if "could not select device driver" in text:
-        return GpuUnavailable(
-            f"Docker cannot give the container a GPU ({text.strip()}): run `invoke gpu-setup` "
-            "to install the NVIDIA Container Toolkit, or add --cpu to run without a GPU"
-        )
-    if "port is already allocated" in text or "address already in use" in text:
-        return PortInUse(f"--back-port {port}: port already in use ({text.strip()})")
-    if exc.status_code == 409:
-        return BackendError(f"container name {name!r} is taken ({text.strip()}); use --name")
-    return BackendError(f"Docker could not start {name}: {text.strip()}")
+def device_requests(config: UpSettings, placement: Placement) -> list[docker.types.DeviceRequest]:
+    """`--gpus all` (count -1), one GPU by UUID, or none for `--cpu`."""
+    if config.cpu:
+        return []
+    if placement.gpu is not None:
+        return [docker.types.DeviceRequest(device_ids=[placement.gpu.uuid], capabilities=[["gpu"]])]
+    return [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
 
 
 class ContainerBackend:
-    """One ollama/ollama container."""
+    """One ollama/ollama container on one engine."""
 
-    def __init__(self, config: UpSettings, index: int, port: int, models: ModelsDir) -> None:
+    def __init__(self, config: UpSettings, placement: Placement, models: ModelsDir | None) -> None:
         self._config = config
-        self.name = config.name if config.replicas == 1 else f"{config.name}-{index}"
-        self._port = port
+        self._placement = placement
+        self.name = placement.name
         self._models = models
         self._client: docker.DockerClient | None = None
         self._container: Any = None
 
     @property
     def url(self) -> str:
-        """The published port on the host."""
-        host = "127.0.0.1" if self._config.back_host == "0.0.0.0" else self._config.back_host
-        return f"http://{host}:{self._port}"
+        """The published port, at the address the proxy reaches it by."""
+        return self._placement.url
+
+    def _volumes(self) -> dict[str, dict[str, str]]:
+        if self._models is None or is_remote(self._placement.docker_host):
+            return {MODELS_VOLUME: {"bind": "/root/.ollama", "mode": "rw"}}
+        return {str(self._models.path): {"bind": self._models.container_target, "mode": "rw"}}
 
     def spec(self) -> dict[str, Any]:
         """Keyword arguments for `containers.run` (kept separate so tests can read them)."""
-        env = ollama_env(self._config, "0.0.0.0", 11434)
+        gpu = self._placement.gpu
         kwargs: dict[str, Any] = {
             "name": self.name,
             "detach": True,
-            "environment": env,
-            "ports": {CONTAINER_PORT: (self._config.back_host, self._port)},
-            "volumes": {
-                str(self._models.path): {"bind": self._models.container_target, "mode": "rw"}
+            "init": True,
+            "environment": ollama_env(self._config, "0.0.0.0", 11434),
+            "ports": {CONTAINER_PORT: (self._placement.publish_host, self._placement.port)},
+            "volumes": self._volumes(),
+            "labels": {
+                LABEL: self._config.name,
+                GPU_LABEL: "none" if self._config.cpu else (gpu.uuid if gpu else "all"),
             },
-            "labels": {LABEL: self._config.name},
         }
-        if not self._config.cpu:
-            kwargs["device_requests"] = [
-                docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
-            ]
+        requests = device_requests(self._config, self._placement)
+        if requests:
+            kwargs["device_requests"] = requests
         return kwargs
 
-    def _remove_named(self, client: docker.DockerClient) -> None:
-        try:
-            client.containers.get(self.name).remove(force=True)
+    def create(self) -> None:
+        """Pull, remove a stale container, create (not start): the engine checks the spec now,
+        so a farm of several containers is refused before any of them runs."""
+        host = self._placement.docker_host
+        client = self._client = connect(host)
+        ensure_image(client, self._config.image)
+        if remove_named(client, self.name):
             log.info("removed stale container %s", self.name)
-        except docker.errors.NotFound:
-            pass
+        spec = {k: v for k, v in self.spec().items() if k != "detach"}
+        try:
+            self._container = client.containers.create(self._config.image, **spec)
         except docker.errors.APIError as exc:
-            msg = f"cannot remove stale container {self.name}: {exc.explanation}"
-            raise BackendError(msg) from exc
+            self._discard(client)
+            raise translate(exc, self.name, self._placement.port, host) from exc
+
+    def _discard(self, client: docker.DockerClient) -> None:
+        """Remove what a failed create or start left (a `created` container holds the name)."""
+        self._container = None
+        try:
+            remove_named(client, self.name)
+        except BackendError:
+            log.warning("could not remove the half-created container %s", self.name)
 
     def start(self) -> None:
-        """Pull, remove stale, create+start; errors are one-line farm errors."""
-        client = self._client = connect(self._config.docker_host)
-        ensure_image(client, self._config.image)
-        self._remove_named(client)
+        """Create (unless done) and start; errors are one-line farm errors."""
+        if self._container is None or self._client is None:
+            self.create()
+        host = self._placement.docker_host
         try:
-            self._container = client.containers.run(self._config.image, **self.spec())
+            self._container.start()
         except docker.errors.APIError as exc:
-            try:
-                self._remove_named(client)
-            except BackendError:
-                log.warning("could not remove the half-created container %s", self.name)
-            raise _translate_start_error(exc, self.name, self._port) from exc
-        log.info("container %s started (%s)", self.name, self._container.short_id)
-        gpu = "GPU disabled (--cpu)" if self._config.cpu else "GPU enabled (--gpus all)"
+            self._discard(connect(host))
+            raise translate(exc, self.name, self._placement.port, host) from exc
+        log.info(
+            "container %s started (%s) on %s",
+            self.name,
+            self._container.short_id,
+            host or "the local engine",
+        )
         log.info(
             "%s, layers=%d, num_parallel=%d",
-            gpu,
+            self._gpu_text(),
             self._config.pin_num_gpu,
             self._config.num_parallel,
         )
+
+    def _gpu_text(self) -> str:
+        if self._config.cpu:
+            return "GPU disabled (--cpu)"
+        gpu = self._placement.gpu
+        return f"GPU pinned ({gpu.label})" if gpu else "GPU enabled (--gpus all)"
 
     def alive(self) -> bool:
         """True while the container is running."""
@@ -186,24 +173,12 @@ class ContainerBackend:
         self._container = None
 
     def record(self) -> BackendRecord:
-        """Container id + engine address."""
+        """Container id, engine address and GPU."""
         return BackendRecord(
             kind="container",
             url=self.url,
             name=self.name,
             container_id=self._container.id if self._container is not None else None,
-            docker_host=self._config.docker_host,
+            docker_host=self._placement.docker_host,
+            gpu=self._placement.gpu_label,
         )
-
-
-def stop_container(client: docker.DockerClient, container_id: str) -> bool:
-    """Stop and remove a container by id; False if it was already gone."""
-    try:
-        container = client.containers.get(container_id)
-        container.stop(timeout=10)
-        container.remove(force=True)
-    except docker.errors.NotFound:
-        return False
-    except docker.errors.APIError as exc:
-        raise BackendError(f"cannot stop container {container_id[:12]}: {exc.explanation}") from exc
-    return True

@@ -14,6 +14,7 @@ flag and environment values never get here: the settings layer refuses them firs
     │   └── BackendNotReady    the backend did not answer `GET /` before the deadline
     ├── PullError              `/api/pull` (model) or an image pull failed
     ├── WarmupError            the warm-up generate failed
+    ├── DoesNotFit             the model's estimated memory exceeds the GPU's free memory
     ├── ProxyError             the proxy subprocess failed to start or become ready
     └── StateError             `.farm/state.json` missing, unreadable or describing a live farm
 """
@@ -55,6 +56,10 @@ class PullError(FarmError):
 
 class WarmupError(FarmError):
     """The warm-up request failed."""
+
+
+class DoesNotFit(FarmError):
+    """Weights plus KV cache would not fit the GPU's free memory (`--force` starts anyway)."""
 
 
 class ProxyError(FarmError):

@@ -8,6 +8,7 @@ proxy dies, or a signal arrives, everything is stopped and the state file remove
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import os
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from farm.launch import children, container, state
+from farm.launch import children, container, engines, state, vram
 from farm.launch.backend import Backend, inference_compute, wait_ready
 from farm.launch.children import Child, inherited_env
 from farm.launch.errors import BackendError, FarmError, ProxyError
@@ -37,18 +38,27 @@ log = logging.getLogger(__name__)
 def build_backends(
     config: UpSettings, plan: Plan, base_env: Mapping[str, str], log_dir: Path
 ) -> list[Backend]:
-    """One backend per replica (or per --backend-url), not yet started."""
+    """One backend per placement (or per --backend-url), not yet started."""
     if plan.mode == "external":
         return [ExternalBackend(u, f"external-{i}") for i, u in enumerate(config.backend_url, 1)]
     out: list[Backend] = []
-    for i, port in enumerate(config.back_ports, 1):
-        if plan.mode == "docker" and plan.models is not None:
-            out.append(container.ContainerBackend(config, i, port, plan.models))
+    for p in plan.placements:
+        if plan.mode == "docker":
+            out.append(container.ContainerBackend(config, p, plan.models))
         elif plan.mode == "local" and plan.models is not None:
-            out.append(local_backend(config, base_env, i, port, plan.models, log_dir))
+            uuid = p.gpu.uuid if p.gpu is not None else None
+            out.append(local_backend(config, base_env, p.index, p.port, plan.models, log_dir, uuid))
         else:
-            out.append(sim_backend(config, base_env, i, port, log_dir))
+            out.append(sim_backend(config, base_env, p.index, p.port, log_dir))
     return out
+
+
+def _store_keys(plan: Plan) -> list[str]:
+    """Backends with equal keys share a models store, so the model is pulled once per key.
+    Each simulator keeps its own store; external backends are each their own."""
+    if plan.mode in ("docker", "local"):
+        return [p.store_key for p in plan.placements]
+    return [str(i) for i in range(max(len(plan.placements), 1))]
 
 
 def _announce(config: UpSettings, plan: Plan) -> None:
@@ -127,14 +137,24 @@ def _report_compute(config: UpSettings, backend: Backend) -> None:
         )
 
 
-def _bring_up(config: UpSettings, backends: list[Backend]) -> None:
-    """Wait for each started backend, then pull (unless --no-pull) and warm the model."""
+def _bring_up(
+    config: UpSettings, backends: list[Backend], store_keys: list[str], plan: Plan
+) -> None:
+    """Wait for each started backend, then pull (unless --no-pull) once per models store,
+    check that the model fits the GPUs (`vram`), and warm the model on every backend."""
     for backend in backends:
         wait_ready(backend.url, config.ready_timeout_s, backend.alive, _log_hint(backend))
         log.info("backend ready at %s", backend.url)
-    for backend in backends:
-        if config.pull:
+    pulled: set[str] = set()
+    for i, backend in enumerate(backends):
+        key = store_keys[i] if i < len(store_keys) else backend.url
+        if config.pull and key not in pulled:
             pull_model(backend.url, config.model)
+            pulled.add(key)
+    # The model's metadata exists only once pulled; nothing is loaded yet, so a refusal costs
+    # no load time.
+    vram.check_before_load(config, backends, plan.placements)
+    for backend in backends:
         _report_compute(config, backend)
         result = warm_up(
             backend.url, config.model, config.keepalive, config.ctx, config.pin_num_gpu
@@ -148,18 +168,23 @@ def _bring_up(config: UpSettings, backends: list[Backend]) -> None:
             config.ctx,
             config.pin_num_gpu,
         )
+        vram.warn_after_load(config, backend)
 
 
 def _record(
-    config: UpSettings, mode: str, backends: list[Backend], proxy: Child
+    config: UpSettings, plan: Plan, backends: list[Backend], proxy: Child
 ) -> state.FarmState:
     me = children.find(os.getpid(), None)
+    records = [b.record() for b in backends]
+    # What each backend holds comes from its placement, whatever kind of backend it is.
+    for i, p in enumerate(plan.placements[: len(records)]):
+        records[i] = dataclasses.replace(records[i], gpu=p.gpu_label)
     return state.FarmState(
-        mode=mode,
+        mode=plan.mode,
         model=config.model,
         num_parallel=config.num_parallel,
         front_url=probe_url(config.host, config.front_port),
-        backends=tuple(b.record() for b in backends),
+        backends=tuple(records),
         launcher_pid=os.getpid(),
         launcher_create_time=me.create_time() if me else None,
         detach=config.detach,
@@ -172,13 +197,19 @@ def _record(
 
 
 def _supervise(backends: list[Backend], proxy: Child) -> None:
-    """Block until Ctrl-C/SIGTERM (clean return) or until a child dies (BackendError)."""
+    """Block until Ctrl-C/SIGTERM (clean return), the proxy dies or every backend has died
+    (BackendError). While one backend lives the farm serves: the proxy routes around the dead."""
     tick = threading.Event()
+    dead: set[str] = set()
     try:
         while True:
             for backend in backends:
-                if not backend.alive():
-                    raise BackendError(f"backend {backend.url} exited; stopping the farm")
+                if backend.url not in dead and not backend.alive():
+                    dead.add(backend.url)
+                    log.warning("backend %s exited; the proxy routes around it", backend.url)
+            if len(dead) == len(backends):
+                what = f"backend {backends[0].url}" if len(backends) == 1 else "every backend"
+                raise BackendError(f"{what} exited; stopping the farm")
             if not proxy.alive():
                 raise ProxyError("the proxy exited; stopping the farm")
             tick.wait(0.5)
@@ -203,13 +234,17 @@ def up(config: UpSettings, cwd: Path, environ: Mapping[str, str]) -> state.FarmS
         # any two steps (even just after the state file is written) still tears everything down.
         try:
             backends = build_backends(config, plan, base_env, log_dir)
+            started.extend(backends)  # stop() is safe on a backend that never started
             for backend in backends:
-                started.append(backend)
+                if isinstance(backend, container.ContainerBackend):
+                    backend.create()  # every container's spec reaches its engine before a start
+            for backend in backends:
                 backend.start()
-            proxy = spawn_proxy(config, [b.url for b in backends], base_env, log_dir)
-            _bring_up(config, backends)
+            labels = {p.url: p.label for p in plan.placements}
+            proxy = spawn_proxy(config, [b.url for b in backends], base_env, log_dir, labels)
+            _bring_up(config, backends, _store_keys(plan), plan)
             wait_proxy(config, proxy)
-            record = _record(config, plan.mode, backends, proxy)
+            record = _record(config, plan, backends, proxy)
             state.save(config.state_dir, record)
             log.info(
                 "farm ready: %s (model %s, %d slots)",
@@ -234,6 +269,7 @@ def down(state_dir: Path) -> list[str]:
     if record is None:
         return []
     stopped: list[str] = []
+    failed: list[str] = []
     # A foreground launcher shuts its own children down on SIGTERM; anything left is ours.
     if record.launcher_pid != os.getpid() and children.stop_recorded(
         record.launcher_pid, record.launcher_create_time, group=False
@@ -247,8 +283,16 @@ def down(state_dir: Path) -> list[str]:
         ):
             stopped.append(f"{b.kind} backend {b.url} (pid {b.pid})")
         elif b.kind == "container" and b.container_id:
-            client = container.connect(b.docker_host)
-            if container.stop_container(client, b.container_id):
-                stopped.append(f"container {b.name} ({b.container_id[:12]})")
+            # One unreachable engine must not keep the others' containers running.
+            try:
+                client = engines.connect(b.docker_host)
+                if engines.stop_container(client, b.container_id):
+                    stopped.append(f"container {b.name} ({b.container_id[:12]})")
+            except FarmError as exc:
+                failed.append(f"container {b.name}: {exc}")
+    if failed:
+        raise BackendError(
+            f"could not stop {'; '.join(failed)} (state kept: run `invoke down` again)"
+        )
     state.remove(state_dir)
     return stopped

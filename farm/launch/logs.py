@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from farm.launch import container
+from farm.launch import engines
 from farm.launch.backend import BackendRecord
 from farm.launch.children import tail
 from farm.launch.errors import StateError
@@ -32,7 +32,7 @@ def _follow_file(path: Path, lines: int, follow: bool) -> Iterator[str]:
 def backend_logs(record: BackendRecord, lines: int = 100, follow: bool = True) -> Iterator[str]:
     """Yield the log text of one backend; StateError for a backend without accessible logs."""
     if record.kind == "container" and record.container_id:
-        client = container.connect(record.docker_host)
+        client = engines.connect(record.docker_host)
         cont = client.containers.get(record.container_id)
         if not follow:
             yield bytes(cont.logs(tail=lines)).decode("utf-8", errors="replace")

@@ -96,11 +96,15 @@ def local_backend(
     port: int,
     models: ModelsDir,
     log_dir: Path,
+    gpu_uuid: str | None = None,
 ) -> ProcessBackend:
-    """`ollama serve` on back_host:port with the models store in OLLAMA_MODELS."""
+    """`ollama serve` on back_host:port with the models store in OLLAMA_MODELS, pinned to one
+    GPU (`CUDA_VISIBLE_DEVICES`, by UUID) for `--gpus per-gpu`."""
     env = dict(base_env)
     env.update(ollama_env(config, config.back_host, port))
     env["OLLAMA_MODELS"] = str(models.store)
+    if gpu_uuid is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu_uuid
     name = f"{config.name}-{index}"
     child = Child([OLLAMA_BIN, "serve"], env, log_dir / f"{name}.log")
     return ProcessBackend("process", name, child, config.back_host, port)
@@ -119,6 +123,8 @@ def sim_settings(config: UpSettings, port: int) -> SimSettings:
         values["engine"] = "llamacpp"
     if config.max_queue is not None:
         values["max_queue"] = config.max_queue
+    if config.profile is not None:
+        values["profile"] = config.profile.resolve()  # the child may run elsewhere
     try:
         return validate(SimSettings, values)
     except SettingsError as exc:

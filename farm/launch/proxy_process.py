@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from farm.keys.settings import DB_NAME
 from farm.launch.backend import wait_ready
 from farm.launch.children import Child, service_env
 from farm.launch.errors import BackendNotReady, ProxyError
@@ -23,8 +24,11 @@ from farm.settings.load import validate
 READY_TIMEOUT_S = 60.0
 
 
-def proxy_settings(config: UpSettings, backend_urls: Sequence[str]) -> ProxySettings:
-    """The proxy's settings for these backends; ProxyError if the proxy would refuse them."""
+def proxy_settings(
+    config: UpSettings, backend_urls: Sequence[str], labels: Mapping[str, str] | None = None
+) -> ProxySettings:
+    """The proxy's settings for these backends (`labels`: URL -> what it holds, shown in
+    /_health); ProxyError if the proxy would refuse them."""
     values: dict[str, object] = {
         "backend": tuple(backend_urls),
         "host": config.host,
@@ -35,12 +39,20 @@ def proxy_settings(config: UpSettings, backend_urls: Sequence[str]) -> ProxySett
         # Given even when None, so that an inherited FARM_API_KEY cannot set a key the farm
         # was not given (see `service_env`).
         "api_key": config.api_key,
+        "cors_origins": config.cors_origins,
+        # Named keys (`invoke keys.add`) live beside the state file; without any, nothing changes.
+        "keys_db": (config.state_dir / DB_NAME).resolve(),
     }
     # num_gpu -1 is Ollama's own default ("as many layers as fit") and the one value whose
     # change never forces a reload, so leaving it unpinned is the same pin; the proxy's
     # setting accepts only layer counts >= 0.
     if config.pin_num_gpu >= 0:
         values["pin_num_gpu"] = config.pin_num_gpu
+    if labels:
+        # The proxy's list settings split on commas; a GPU name never needs one.
+        values["backend_label"] = tuple(
+            f"{url}={label.replace(',', ' ')}" for url, label in labels.items()
+        )
     try:
         return validate(ProxySettings, values)
     except SettingsError as exc:
@@ -64,10 +76,14 @@ def probe_url(host: str, port: int) -> str:
 
 
 def spawn_proxy(
-    config: UpSettings, backend_urls: Sequence[str], base_env: Mapping[str, str], log_dir: Path
+    config: UpSettings,
+    backend_urls: Sequence[str],
+    base_env: Mapping[str, str],
+    log_dir: Path,
+    labels: Mapping[str, str] | None = None,
 ) -> Child:
     """Start the proxy process without waiting (it boots while the backends warm up)."""
-    settings = proxy_settings(config, backend_urls)
+    settings = proxy_settings(config, backend_urls, labels)
     env = service_env(base_env, settings)
     child = Child(proxy_argv(settings), env, log_dir / f"{config.name}-proxy.log")
     try:

@@ -15,9 +15,10 @@ from typing import Literal
 
 from pydantic import field_validator, model_validator
 
+from farm.common.statedir import FarmStateSettings
 from farm.launch.model_name import validate_model_name
 from farm.proxy.settings import normalise_backend_url
-from farm.settings import ServiceSettings, setting
+from farm.settings import setting
 
 Mode = Literal["auto", "docker", "local", "sim", "engine"]
 DEFAULT_IMAGE = "ollama/ollama:latest"
@@ -25,17 +26,8 @@ DEFAULT_IMAGE = "ollama/ollama:latest"
 # OLLAMA_KEEP_ALIVE accepts a Go duration ("90s", "1h30m", "-1m") or integer seconds.
 _DURATION = re.compile(r"-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+|-?\d+")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-class FarmStateSettings(ServiceSettings):
-    """Where a farm records itself: every verb finds the running farm through this."""
-
-    state_dir: Path = setting(
-        Path(".farm"),
-        help="directory of the farm's state file and logs",
-        env="FARM_STATE_DIR",
-        cli=False,
-    )
+# The addresses the docker SDK takes (npipe:// is Windows-only, and the farm runs on Linux).
+_ENGINE_URL = re.compile(r"unix:///\S+|(tcp|ssh|http|https)://[^\s/]+/?")
 
 
 class DownSettings(FarmStateSettings):
@@ -68,9 +60,16 @@ class UpSettings(FarmStateSettings):
 
     prog = "python -m farm up"
     summary = "Start one warm Ollama backend with N parallel slots and the proxy in front."
+    env_file_setting = "env_file"
 
+    env_file: Path = setting(
+        Path(".env"),
+        help="settings file for what no flag or variable sets (`invoke tune --apply` writes it)",
+    )
     model: str = setting(help="MODEL[:tag] to pull and keep warm, e.g. gemma3:4b")
-    num_parallel: int = setting(4, help="parallel slots per backend (sets OLLAMA_NUM_PARALLEL)")
+    num_parallel: int = setting(
+        4, help="parallel slots per backend (sets OLLAMA_NUM_PARALLEL)", env="FARM_NUM_PARALLEL"
+    )
     gpu_layers: int = setting(-1, help="layers on the GPU (num_gpu); -1 = as many as fit")
     front_port: int = setting(8080, help="proxy port clients use")
     back_port: int = setting(11434, help="backend port (of the first replica)")
@@ -97,6 +96,16 @@ class UpSettings(FarmStateSettings):
     max_queue: int | None = setting(None, help="requests queued per backend (OLLAMA_MAX_QUEUE)")
     flash_attention: bool = setting(False, help="enable flash attention (OLLAMA_FLASH_ATTENTION)")
     cpu: bool = setting(False, help="request no GPU and pin num_gpu 0")
+    profile: Path | None = setting(
+        None,
+        help="--mode sim: the simulator's timing profile (TOML from `invoke calibrate`)",
+        metavar="FILE",
+    )
+    force: bool = setting(
+        False,
+        help="start even when weights + KV cache would not fit the GPU's free memory "
+        "(the fit check then only warns)",
+    )
     api_key: str | None = setting(
         None,
         help="key the proxy requires (Bearer; prefer the variable: argv shows in ps)",
@@ -104,11 +113,27 @@ class UpSettings(FarmStateSettings):
         secret=True,
         metavar="KEY",
     )
+    cors_origins: tuple[str, ...] = setting(
+        (),
+        help="browser origin the proxy allows, e.g. the demo site's ('*' for any; repeatable)",
+        metavar="ORIGIN",
+    )
     ready_timeout_s: float = setting(
         180.0, help="seconds a backend may take to answer", env="FARM_READY_TIMEOUT", cli=False
     )
-    docker_host: str | None = setting(
-        None, help="Docker engine address (default: the local socket)", env="DOCKER_HOST", cli=False
+    gpus: str = setting(
+        "all",
+        help="all: one backend sees every GPU; per-gpu: one backend per GPU, pinned by UUID; "
+        "or a comma list of GPU indices/UUIDs, one backend each",
+        env="FARM_GPUS",
+        metavar="all|per-gpu|LIST",
+    )
+    docker_host: tuple[str, ...] = setting(
+        (),
+        help="Docker engine to start backends on, unix://, tcp:// or ssh:// (repeatable; "
+        "default: the local socket)",
+        env="DOCKER_HOST",
+        metavar="URL",
     )
     ollama_models: str | None = setting(
         None, help="an existing Ollama models store to use", env="OLLAMA_MODELS", cli=False
@@ -175,6 +200,31 @@ class UpSettings(FarmStateSettings):
             raise ValueError("use letters, digits, '_', '-', '.'")
         return value
 
+    @field_validator("gpus")
+    @classmethod
+    def _gpus(cls, value: str) -> str:
+        value = value.strip()
+        if value in ("all", "per-gpu"):
+            return value
+        items = [item.strip() for item in value.split(",")]
+        if not all(i.isdigit() or i.startswith(("GPU-", "MIG-")) for i in items):
+            raise ValueError("use all, per-gpu, or GPU indices/UUIDs such as 0,1 or GPU-5f3c...")
+        if len(set(items)) != len(items):
+            raise ValueError("a GPU is named twice")
+        return ",".join(items)
+
+    @field_validator("docker_host")
+    @classmethod
+    def _docker_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not _ENGINE_URL.fullmatch(url):
+                raise ValueError(
+                    f"{url!r}: expected unix:///path, tcp://host:port or ssh://[user@]host"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("an engine is given twice")
+        return value
+
     @field_validator("api_key")
     @classmethod
     def _api_key(cls, value: str | None) -> str | None:
@@ -188,7 +238,16 @@ class UpSettings(FarmStateSettings):
             raise ValueError(f"--back-port {self.back_port}: too high for --replicas")
         if self.front_port in self.back_ports and not self.backend_url:
             raise ValueError(f"--front-port {self.front_port}: clashes with a back port")
+        if self.gpus != "all" and self.cpu:
+            raise ValueError(f"--gpus {self.gpus} asks for GPUs, --cpu for none: drop one")
+        if self.gpus != "all" and self.replicas != 1:
+            raise ValueError(f"--gpus {self.gpus} starts one backend per GPU; drop --replicas")
+        if self.profile is not None and self.mode != "sim":
+            raise ValueError("--profile sets the simulator's timing: use it with --mode sim")
+        # --docker-host is not refused with other modes: DOCKER_HOST may simply be exported.
         if self.backend_url:
+            if self.gpus != "all":
+                raise ValueError("--backend-url fronts running servers: drop --gpus")
             if self.mode != "auto":
                 raise ValueError(f"--backend-url cannot be combined with --mode {self.mode}")
             if self.replicas != 1:

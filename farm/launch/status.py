@@ -1,31 +1,38 @@
 """`status`: what the recorded farm is doing right now, asked of the servers themselves.
 
 Backends report their version and loaded models (`/api/ps`); the proxy reports readiness, slots
-and in-flight streams (`/_health`); `nvidia-smi`, where present, reports GPU memory.
+and in-flight streams per backend (`/_health`); the state file says which Docker engine and GPU
+each backend holds; NVML, where a driver is present, reports this host's GPU memory.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
+from farm.common.sizes import binary
+from farm.gpu.errors import NvmlUnavailable
+from farm.gpu.inventory import read_inventory
 from farm.launch import children
+from farm.launch.backend import BackendRecord
 from farm.launch.state import FarmState
 from farm.sim.engines.llamacpp.engine import LABEL as ENGINE_LABEL
 
 
 @dataclass(frozen=True, slots=True)
 class BackendStatus:
-    """One backend as it answered (or did not)."""
+    """One backend as it answered (or did not), with where it runs and what it holds."""
 
     kind: str
     url: str
     reachable: bool
     version: str | None
     loaded: tuple[str, ...]
+    docker_host: str | None = None
+    gpu: str | None = None
+    in_flight: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +66,11 @@ def _get_json(client: httpx.Client, url: str) -> dict[str, object] | None:
     return data if isinstance(data, dict) else None
 
 
-def _backend(client: httpx.Client, kind: str, url: str) -> BackendStatus:
+def _backend(client: httpx.Client, rec: BackendRecord, seen: dict[str, Any]) -> BackendStatus:
+    url = rec.url
     version = _get_json(client, f"{url}/api/version")
     ps = _get_json(client, f"{url}/api/ps")
+    flight = seen.get("in_flight")
     models = ps.get("models") if ps else None
     loaded = (
         tuple(str(m.get("name")) for m in models if isinstance(m, dict))
@@ -69,41 +78,43 @@ def _backend(client: httpx.Client, kind: str, url: str) -> BackendStatus:
         else ()
     )
     return BackendStatus(
-        kind=kind,
+        kind=rec.kind,
         url=url,
         reachable=version is not None,
         version=str(version.get("version")) if version else None,
         loaded=loaded,
+        docker_host=rec.docker_host,
+        gpu=rec.gpu,
+        in_flight=flight if isinstance(flight, int) else None,
     )
 
 
 def gpu_memory() -> tuple[str, ...]:
-    """`name: used/total MiB` per GPU, or nothing where nvidia-smi is absent."""
-    if shutil.which("nvidia-smi") is None:
-        return ()
+    """`gpu N name: used/total` for each GPU of this host (NVML); nothing without a driver."""
     try:
-        out = subprocess.run(
-            [
-                "nvidia-smi",
-                "--query-gpu=name,memory.used,memory.total",
-                "--format=csv,noheader,nounits",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (subprocess.SubprocessError, OSError):
-        return ("nvidia-smi failed",)
-    rows = [[c.strip() for c in line.split(",")] for line in out.strip().splitlines()]
-    return tuple(f"{r[0]}: {r[1]}/{r[2]} MiB" for r in rows if len(r) == 3)
+        inventory = read_inventory()
+    except NvmlUnavailable:
+        return ()
+    return tuple(
+        f"{g.index} {g.name}: {binary(g.used_bytes)}/{binary(g.total_bytes)} used"
+        for g in inventory.gpus
+    )
+
+
+def _health_backends(health: dict[str, object] | None) -> dict[str, Any]:
+    """The proxy's view of each backend, by URL."""
+    entries = health.get("backends") if health else None
+    if not isinstance(entries, list):
+        return {}
+    return {str(e.get("url")): e for e in entries if isinstance(e, dict)}
 
 
 def collect(record: FarmState) -> FarmStatus:
     """Ask the proxy and every backend; never raises for an unreachable server."""
     with httpx.Client(timeout=3.0, trust_env=False) as client:
         health = _get_json(client, f"{record.front_url}/_health")
-        backends = tuple(_backend(client, b.kind, b.url) for b in record.backends)
+        seen = _health_backends(health)
+        backends = tuple(_backend(client, b, seen.get(b.url, {})) for b in record.backends)
     slots = health.get("num_parallel") if health else None
     in_flight = health.get("in_flight") if health else None
     return FarmStatus(
@@ -131,11 +142,26 @@ def render(status: FarmStatus) -> list[str]:
         f"proxy: {rec.front_url} {proxy}, in flight {flight}",
         f"slots: {status.slots} per backend (num_parallel), {len(rec.backends)} backend(s)",
     ]
+    lines += _hosts(status.backends)
     for i, b in enumerate(status.backends, 1):
+        holds = f" [{b.gpu}]" if b.gpu else ""
         if not b.reachable:
-            lines.append(f"backend {i}: {b.kind} {b.url} unreachable")
+            lines.append(f"backend {i}: {b.kind} {b.url}{holds} unreachable")
             continue
         models = ", ".join(b.loaded) or "none"
-        lines.append(f"backend {i}: {b.kind} {b.url} version {b.version}, loaded: {models}")
-    lines += [f"gpu: {g}" for g in status.gpus] or ["gpu: nvidia-smi not found"]
+        flight = "" if b.in_flight is None else f", in flight {b.in_flight}"
+        lines.append(
+            f"backend {i}: {b.kind} {b.url}{holds} version {b.version}, loaded: {models}{flight}"
+        )
+    lines += [f"gpu {g}" for g in status.gpus] or ["gpu: none seen on this host (no NVIDIA driver)"]
     return lines
+
+
+def _hosts(backends: tuple[BackendStatus, ...]) -> list[str]:
+    """One `host:` line per Docker engine the containers run on."""
+    counts: dict[str, int] = {}
+    for b in backends:
+        if b.kind == "container":
+            where = b.docker_host or "the local engine"
+            counts[where] = counts.get(where, 0) + 1
+    return [f"host: {h} ({n} backend{'s' if n > 1 else ''})" for h, n in counts.items()]

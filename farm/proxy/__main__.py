@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from farm.keys.errors import KeysError
 from farm.proxy.server import serve
 from farm.proxy.settings import ProxySettings
 from farm.settings import Loaded, run_main
@@ -20,7 +21,11 @@ def _serve(loaded: Loaded[ProxySettings]) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    serve(settings)
+    try:
+        serve(settings)
+    except KeysError as exc:
+        sys.stderr.write(f"{ProxySettings.prog}: error: --keys-db: {exc}\n")
+        return 1
     return 0
 
 

@@ -14,17 +14,20 @@ from typing import Any
 
 import aiohttp
 
+from farm.proxy.admission import Admission
 from farm.proxy.control import build_control_app
+from farm.proxy.discovery import Discovery, DnsTarget, HostsFileResolver, Resolver, system_resolve
 from farm.proxy.errors import BadPathError, error_body
 from farm.proxy.forward import Forwarder
 from farm.proxy.headers import header_value
-from farm.proxy.health import probe_all, probe_forever
+from farm.proxy.health import probe, probe_all, probe_forever
 from farm.proxy.link import DeadlineSweeper
 from farm.proxy.metrics import ProxyMetrics
 from farm.proxy.paths import with_normal_path
-from farm.proxy.pool import BackendPool
-from farm.proxy.security import ApiKeyCheck, CorsPolicy
+from farm.proxy.pool import Backend, BackendPool
+from farm.proxy.security import CorsPolicy
 from farm.proxy.settings import ProxySettings
+from farm.proxy.tenants import PEER_HEADER
 
 logger = logging.getLogger(__name__)
 
@@ -36,19 +39,31 @@ class ProxyApp:
 
     def __init__(self, settings: ProxySettings) -> None:
         self.settings = settings
-        self.pool = BackendPool(settings.backend, settings.num_parallel)
+        self.pool = BackendPool(settings.backend, settings.num_parallel, settings.labels)
         self.metrics = ProxyMetrics(self.pool)
         tick = max(0.01, min(0.25, settings.header_timeout / 4, settings.idle_timeout / 4))
         self.sweeper = DeadlineSweeper(tick)
-        self.auth = ApiKeyCheck(settings.api_key)
+        self.admission = Admission(settings, self.pool, self.metrics)
         self.cors = CorsPolicy(settings.cors_origins) if settings.cors_origins else None
-        drop = set()
-        if self.auth.enabled:
-            drop.add(b"authorization")  # the proxy's key is not the backend's business
+        # Only the relay's key may name a peer, and only to the proxy: never forwarded.
+        drop = {PEER_HEADER}
+        if settings.api_key is not None or settings.keys_db is not None:
+            drop.add(b"authorization")  # the proxy's keys are not the backend's business
         if self.cors is not None:
             drop.add(b"origin")
         self.forwarder = Forwarder(
-            settings, self.pool, self.metrics, self.sweeper, self.auth, frozenset(drop)
+            settings, self.pool, self.metrics, self.sweeper, self.admission, frozenset(drop)
+        )
+        self.discovery = (
+            Discovery(
+                self.pool,
+                [DnsTarget(name, port) for name, port in settings.dns_targets],
+                _resolver(settings),
+                self._probe_new,
+                self.forwarder.forget,
+            )
+            if settings.backend_dns
+            else None
         )
         self.control = build_control_app(self)
         self.session: aiohttp.ClientSession | None = None
@@ -115,12 +130,22 @@ class ProxyApp:
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        if self.discovery is not None:
+            await self.discovery.resolve_once()
         await probe_all(self.session, self.pool)
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(probe_forever(self.session, self.pool, self.settings.health_interval)),
             loop.create_task(self.sweeper.run()),
         ]
+        if self.discovery is not None:
+            self._tasks.append(loop.create_task(self.discovery.run(self.settings.dns_interval)))
+
+    async def _probe_new(self, backends: list[Backend]) -> None:
+        # A backend that joins is probed at once: until the pool knows which models it
+        # holds, model-aware balancing would rank it last.
+        if self.session is not None:
+            await asyncio.gather(*(probe(self.session, self.pool, b) for b in backends))
 
     async def shutdown(self) -> None:
         """Stop background tasks and close the session."""
@@ -135,6 +160,7 @@ class ProxyApp:
             self.session = None
         for upstream in self.forwarder.upstreams.values():
             upstream.close()
+        self.admission.close()
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -157,6 +183,12 @@ async def _respond(send: Any, status: int, body: bytes) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _resolver(settings: ProxySettings) -> Resolver:
+    if settings.dns_hosts_file is not None:
+        return HostsFileResolver(settings.dns_hosts_file)
+    return system_resolve
 
 
 def create_app(settings: ProxySettings) -> ProxyApp:

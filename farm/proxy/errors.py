@@ -4,12 +4,17 @@ Tree::
 
     ProxyError                 base; `status` is the HTTP status the client gets
     ├── BadPathError           400: a path that could mean two things (dot segment, escape...)
-    ├── UnauthorizedError      401: API key missing or wrong
+    ├── UnauthorizedError      401: API key missing, wrong or revoked
+    ├── ForbiddenError         403: a key without the right (admin) for this call
+    ├── TooManyRequestsError   429: a key over its limits (`retry_after_s`)
     ├── BodyTooLargeError      413: request body over `client_max_body_size`/`max_body_bytes`
     ├── BadGatewayError        502: no backend could be reached, or one broke the exchange
     ├── OutOfDescriptorsError  503: the proxy has no file descriptor left for a backend call
     ├── GatewayTimeoutError    504: a backend sent no response header within `header_timeout`
     └── StreamCutError         502: a response under way broke (the connection is dropped)
+
+    ResolveError               a --backend-dns name could not be resolved (no client sees it:
+                               discovery logs it, reports it in /_health and keeps the last answer)
 """
 
 from __future__ import annotations
@@ -33,6 +38,22 @@ class UnauthorizedError(ProxyError):
     """The request lacks the `Authorization: Bearer <key>` the proxy was started with."""
 
     status = 401
+
+
+class ForbiddenError(ProxyError):
+    """The key is valid but may not make this call (an admin route)."""
+
+    status = 403
+
+
+class TooManyRequestsError(ProxyError):
+    """The key is over one of its limits; the client may retry after `retry_after_s`."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class BodyTooLargeError(ProxyError):
@@ -84,3 +105,7 @@ class StreamCutError(ProxyError):
     """
 
     status = 502
+
+
+class ResolveError(Exception):
+    """A resolver failed (timeout, server failure, unreadable hosts file): not an answer."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from farm.proxy.admission import Admitted
 from farm.proxy.metrics import ProxyMetrics, route_label
 from farm.proxy.pool import Backend
 
@@ -27,6 +28,7 @@ class Exchange:
     response_started: bool = False
     stream_kind: str = ""  # "ndjson", "sse", "other" once a streamed response has started
     outcome: str = "ok"
+    admitted: Admitted | None = None  # with named keys: the principal, its slot and tally
 
 
 def record_exchange(ex: Exchange, now: float, metrics: ProxyMetrics, access_log: bool) -> None:

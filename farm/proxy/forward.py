@@ -2,8 +2,14 @@
 
 A raw ASGI handler (a FastAPI route with httpx measured several ms slower per request)
 with the lean client of `farm.proxy.upstream`. Bytes are relayed as the backend's socket
-delivers them; `await send()` carries TCP back-pressure from the client to
-the backend, so nothing queues up in the proxy.
+delivers them. Where the front door offers a `DirectLine`, a chunked body is relayed
+directly: the upstream connection writes each read to the client's transport itself, and
+the client transport's flow control pauses the backend's socket (TCP back-pressure end to
+end); with no named keys and no CORS even the head and first chunk go out from the
+upstream callback (`farm.proxy.hotpath`). The response still ends with one `send()`. Where
+that does not apply (HEAD, 204/304, Content-Length bodies, a body already whole, named
+keys counting tokens, another ASGI server) each chunk goes through `await send()`, which
+carries the same back-pressure. Either way nothing queues up in the proxy.
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from farm.common.frontdoor.direct import DIRECT_LINE, DirectLine
+from farm.proxy.admission import Admission
 from farm.proxy.errors import (
     BadGatewayError,
     BodyTooLargeError,
@@ -22,17 +30,18 @@ from farm.proxy.errors import (
     OutOfDescriptorsError,
     ProxyError,
     StreamCutError,
+    TooManyRequestsError,
     UnauthorizedError,
     error_body,
     stream_error_event,
 )
 from farm.proxy.exchange import Exchange, record_exchange
 from farm.proxy.headers import downstream_response_headers, header_value, upstream_request_headers
+from farm.proxy.hotpath import EarlyHead, stream_kind
 from farm.proxy.link import Abort, ClientDisconnected, ClientLink, DeadlineSweeper
 from farm.proxy.metrics import ProxyMetrics
 from farm.proxy.payload import UPLOAD_PREFIXES, Pinning, inspect_body, wants_parsing
 from farm.proxy.pool import Backend, BackendPool
-from farm.proxy.security import ApiKeyCheck
 from farm.proxy.settings import ProxySettings
 from farm.proxy.upstream import (
     Body,
@@ -63,14 +72,15 @@ class Forwarder:
         pool: BackendPool,
         metrics: ProxyMetrics,
         sweeper: DeadlineSweeper,
-        auth: ApiKeyCheck,
+        admission: Admission,
         drop_headers: frozenset[bytes],
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.metrics = metrics
         self.sweeper = sweeper
-        self.auth = auth
+        self.admission = admission
+        # Backends that join later (`--backend-dns`) get their pools on first use.
         self.upstreams = {b.url: _upstream_pool(b.url, settings) for b in pool.backends}
         self._drop = drop_headers
         self._pinning = Pinning(settings.pin_num_ctx, settings.pin_num_gpu, settings.model)
@@ -110,27 +120,57 @@ class Forwarder:
             self.sweeper.links.discard(link)
             if ex.backend is not None:
                 ex.backend.in_flight -= 1
-            record_exchange(ex, loop.time(), self.metrics, self.settings.access_log)
+            now = loop.time()
+            if ex.admitted is not None:
+                status = ex.status if ex.response_started else 499
+                row = self.admission.finish(ex.admitted, ex.model, status, ex.started, now)
+                if row is not None and self.admission.usage is not None:
+                    self.admission.usage.submit(row)  # a request that did not finish cleanly
+            record_exchange(ex, now, self.metrics, self.settings.access_log)
 
     async def _handle(self, scope: Scope, link: ClientLink, send: Send, ex: Exchange) -> None:
         headers = scope["headers"]
-        self.auth.check(ex.path, headers)
+        ex.admitted = self.admission.principal(ex.method, ex.path, headers)
         length = _content_length(headers)
         limit = self.body_limit(ex.path)
         if limit is not None and length is not None and length > limit:
             raise _too_large(limit, ex.path, length)
         up_headers = upstream_request_headers(headers, self._drop)
         body, framing = await self._request_body(ex, headers, length, link, limit)
+        if ex.admitted is not None:
+            # After the body: the link now watches for the client leaving, which cancels
+            # this wait and takes the request out of the fair queue at once.
+            await self.admission.admit(ex.admitted, ex.path)
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
-        conn, pool = await self._open(ex, target, up_headers, framing, body)
+        line: DirectLine | None = (scope.get("extensions") or {}).get(DIRECT_LINE)
+        early = self._early_head(ex, link, line)
+        conn, pool = await self._open(ex, target, up_headers, framing, body, early)
         try:
-            await self._relay(conn, link, send, ex)
+            await self._relay(conn, link, send, ex, line, early)
         finally:
             # An unfinished response closes the connection: the backend sees the abort and
-            # frees its slot. A finished one goes back to the pool.
-            pool.release(conn)
+            # frees its slot. A finished one goes back to the pool, unless its backend is
+            # draining (it left the pool: nothing would reuse the connection).
+            if ex.backend is not None and ex.backend.draining:
+                conn.close()
+            else:
+                pool.release(conn)
+
+    def upstream(self, backend: Backend) -> UpstreamPool:
+        """The connection pool for `backend`, made on first use."""
+        pool = self.upstreams.get(backend.url)
+        if pool is None:
+            pool = self.upstreams[backend.url] = _upstream_pool(backend.url, self.settings)
+        return pool
+
+    def forget(self, backends: list[Backend]) -> None:
+        """Close the idle connections of backends that left the pool for good."""
+        for backend in backends:
+            pool = self.upstreams.pop(backend.url, None)
+            if pool is not None:
+                pool.close()
 
     async def _request_body(
         self,
@@ -176,23 +216,38 @@ class Forwarder:
         headers: list[tuple[bytes, bytes]],
         framing: bytes,
         body: Body,
+        early: EarlyHead | None = None,
     ) -> tuple[Connection, UpstreamPool]:
-        """Send the request to a backend and wait for its status line and headers."""
+        """Send the request to a backend and wait for its status line and headers
+        (`early`, if given, may already have started the response from the head).
+
+        Failover, before the first response byte only (after it, the client has seen part
+        of one backend's answer, and a second answer cannot be spliced on):
+        - the connection is refused (or cannot be opened in time): the request never left
+          the proxy, so it goes to the next backend, every backend at most once;
+        - the backend accepted the request, then reset or closed the connection without one
+          response byte (a crash, an OOM kill): it may have begun the work, so the request
+          goes once more, to one other backend that is up, and no further.
+        Either needs the body still in hand: a body read whole (every inference request) or
+        none can be sent again; a streamed one (uploads) only while not one byte has been
+        read from the client, which is the refused case (connecting comes before sending).
+        """
         replayable = not isinstance(body, AsyncIterator)
         tried: list[Backend] = []
+        delivered_once = False  # a backend got the request and reset: no second such try
         while True:
-            backend = self.pool.pick(ex.model, tried)
+            backend = self.pool.pick(ex.model, tried, up_only=delivered_once)
             if backend is None:
-                raise BadGatewayError(f"no backend reachable ({self.pool.backends[-1].last_error})")
-            pool = self.upstreams[backend.url]
+                raise BadGatewayError(self._none_left(tried))
+            pool = self.upstream(backend)
             backend.in_flight += 1
             ex.backend = backend
             head = request_head(ex.method, target, pool.host_header, headers, framing)
             try:
-                return await self._exchange_head(pool, head, body, ex.method, framing, replayable)
+                return await self._exchange_head(
+                    pool, head, body, ex.method, framing, replayable, early
+                )
             except OutOfDescriptors as exc:
-                backend.in_flight -= 1
-                ex.backend = None
                 logger.warning("no file descriptor left for a backend connection: %s", exc)
                 raise OutOfDescriptorsError(
                     "proxy is out of file descriptors (raise ulimit -n); retry later"
@@ -200,18 +255,34 @@ class Forwarder:
             except ConnectFailed as exc:
                 self.metrics.upstream_errors.labels("connect").inc()
                 self.pool.mark_down(backend, f"cannot connect: {exc}")
-                backend.in_flight -= 1
-                ex.backend = None
-                tried.append(backend)
-                # Only a body still in hand can be replayed on another backend.
-                if replayable and len(tried) < len(self.pool.backends):
-                    continue
-                raise BadGatewayError(f"backend {backend.url} unreachable: {exc}") from exc
+                if not self.pool.candidates([*tried, backend], up_only=delivered_once):
+                    raise BadGatewayError(f"backend {backend.url} unreachable: {exc}") from exc
+                reason, failed = "connect", str(exc)
             except ResponseBroken as exc:
                 self.metrics.upstream_errors.labels("no_response").inc()
-                raise BadGatewayError(
-                    f"backend {backend.url} failed before responding: {exc}"
-                ) from exc
+                message = f"backend {backend.url} failed before responding: {exc}"
+                if delivered_once or not (exc.before_any_byte and replayable):
+                    raise BadGatewayError(message) from exc
+                # Not marked down: the request itself may be what broke it (the probes
+                # judge the backend); and a poison request breaks two backends at most.
+                if not self.pool.candidates([*tried, backend], up_only=True):
+                    raise BadGatewayError(message) from exc
+                delivered_once = True
+                reason, failed = "reset", str(exc)
+            backend.in_flight -= 1
+            ex.backend = None
+            tried.append(backend)
+            self.metrics.failovers.labels(reason).inc()
+            logger.info(
+                "%s %s: %s: %s; trying another backend", ex.method, ex.path, backend.url, failed
+            )
+
+    def _none_left(self, tried: list[Backend]) -> str:
+        if not self.pool.backends:
+            names = ", ".join(self.settings.backend_dns) or "the backend list"
+            return f"no backend: {names} resolves to no address"
+        last = tried[-1] if tried else self.pool.backends[-1]
+        return f"no backend reachable ({last.last_error})"
 
     async def _exchange_head(
         self,
@@ -221,11 +292,13 @@ class Forwarder:
         method: str,
         framing: bytes,
         replayable: bool,
+        early: EarlyHead | None = None,
     ) -> tuple[Connection, UpstreamPool]:
         chunked = framing.startswith(b"transfer-encoding")
         for attempt in (1, 2):
             conn, reused = await pool.acquire()
             try:
+                conn.on_head = early
                 conn.send(head, body, method == "HEAD", chunked)
                 await conn.response_head()
                 return conn, pool
@@ -240,8 +313,19 @@ class Forwarder:
                 raise
         raise AssertionError("unreachable")
 
-    async def _relay(self, conn: Connection, link: ClientLink, send: Send, ex: Exchange) -> None:
+    async def _relay(
+        self,
+        conn: Connection,
+        link: ClientLink,
+        send: Send,
+        ex: Exchange,
+        line: DirectLine | None = None,
+        early: EarlyHead | None = None,
+    ) -> None:
         """Forward status, headers and body chunks as they arrive."""
+        if early is not None and early.started and line is not None:
+            await self._relay_direct(conn, line, send, ex)
+            return
         loop = asyncio.get_running_loop()
         now = loop.time()
         ex.status = conn.status
@@ -251,13 +335,19 @@ class Forwarder:
         link.deadline = now + idle
         out_headers, streaming = downstream_response_headers(conn.raw_headers, self._drop_cors)
         if streaming:
-            ctype = header_value(out_headers, b"content-type") or b""
-            ex.stream_kind = (
-                "sse" if b"event-stream" in ctype else "ndjson" if b"ndjson" in ctype else "other"
-            )
+            ex.stream_kind = stream_kind(out_headers)
         await send({"type": "http.response.start", "status": conn.status, "headers": out_headers})
         ex.response_started = True
         read, at_eof = conn.read, conn.at_eof
+        adm = ex.admitted
+        tally = None if adm is None else self.admission.tally(adm, ex.stream_kind, now)
+        if line is not None and not at_eof() and conn.error is None:
+            sink = line.open(conn)
+            if sink is not None:
+                conn.tap = None if tally is None else tally.feed
+                conn.relay_to(sink, link, idle)
+                await self._relay_direct(conn, line, send, ex)
+                return
         more = True
         try:
             while more and (chunk := await read()):
@@ -266,6 +356,10 @@ class Forwarder:
                 # When the backend's end marker came with this chunk, end the response in the
                 # same write (one syscall less per request; nothing is held back).
                 more = not at_eof()
+                if tally is not None:
+                    tally.feed(chunk)
+                    if not more:  # usage is committed before the client sees the end
+                        await self._account(ex, conn.status)
                 await send({"type": "http.response.body", "body": chunk, "more_body": more})
         except ResponseBroken as exc:
             self.metrics.upstream_errors.labels("midstream").inc()
@@ -273,9 +367,58 @@ class Forwarder:
             await self._cut(ex, send, f"backend {ex.backend.url} broke off the response: {exc}")
             return
         if more:
+            if tally is not None:
+                await self._account(ex, conn.status)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         if ex.backend is not None and conn.status == 200:
             self.pool.record_served(ex.backend, ex.model)
+
+    def _early_head(
+        self, ex: Exchange, link: ClientLink, line: DirectLine | None
+    ) -> EarlyHead | None:
+        """An `EarlyHead` where nothing must see the response on its way (see its module)."""
+        if line is None or self._drop_cors or ex.method == "HEAD":
+            return None
+        adm = ex.admitted
+        if adm is None:
+            return EarlyHead(line, ex, link, self.settings.idle_timeout)
+
+        def tap(kind: str, now: float) -> Callable[[bytes], None]:
+            return self.admission.tally(adm, kind, now).feed
+
+        return EarlyHead(line, ex, link, self.settings.idle_timeout, tap)
+
+    async def _relay_direct(
+        self, conn: Connection, line: DirectLine, send: Send, ex: Exchange
+    ) -> None:
+        """Wait for the body `conn` relays directly; then the last bytes and the end marker
+        in one `send()` (or an in-band error line if the backend broke off)."""
+        try:
+            await conn.relay_done()
+        finally:
+            # Also on cancellation (the client left, the idle deadline passed): nothing more
+            # goes to the client from the connection, which the caller then closes.
+            line.close()
+            tail = conn.finish_relay()
+            ex.bytes_out += conn.relayed_bytes
+        if conn.error is not None:
+            self.metrics.upstream_errors.labels("midstream").inc()
+            assert ex.backend is not None
+            message = f"backend {ex.backend.url} broke off the response: {conn.error}"
+            await self._cut(ex, send, message)
+            return
+        if ex.admitted is not None:
+            await self._account(ex, conn.status)  # committed before the client sees the end
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+        if ex.backend is not None and conn.status == 200:
+            self.pool.record_served(ex.backend, ex.model)
+
+    async def _account(self, ex: Exchange, status: int) -> None:
+        assert ex.admitted is not None
+        now = asyncio.get_running_loop().time()
+        row = self.admission.finish(ex.admitted, ex.model, status, ex.started, now)
+        if row is not None and self.admission.usage is not None:
+            await self.admission.usage.write(row)
 
     async def _cut(self, ex: Exchange, send: Send, message: str) -> None:
         """End a started response that broke: an in-band error where the format has one."""
@@ -317,6 +460,8 @@ class Forwarder:
         headers = list(_JSON_HEADERS)
         if isinstance(exc, UnauthorizedError):
             headers.append((b"www-authenticate", b"Bearer"))
+        elif isinstance(exc, TooManyRequestsError):
+            headers.append((b"retry-after", b"%d" % max(1, round(exc.retry_after_s))))
         await send({"type": "http.response.start", "status": exc.status, "headers": headers})
         await send({"type": "http.response.body", "body": error_body(str(exc))})
         ex.response_started = True

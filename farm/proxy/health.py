@@ -81,24 +81,35 @@ async def probe_forever(
         await asyncio.sleep(interval_s)
 
 
+def _backend_entry(b: Backend) -> dict[str, Any]:
+    return {
+        "url": b.url,
+        "label": b.label,
+        "source": b.source,
+        "draining": b.draining,
+        "reachable": b.up and b.version is not None,
+        "version": b.version,
+        "models_loaded": sorted(b.loaded),
+        "in_flight": b.in_flight,
+        "error": b.last_error,
+        "synthetic": b.synthetic,
+        "engine": b.engine,
+    }
+
+
 def health_document(
-    pool: BackendPool, model: str | None, num_parallel: int | None
+    pool: BackendPool,
+    model: str | None,
+    num_parallel: int | None,
+    discovery: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The `/_health` JSON: ready when a backend is up (holding `model` loaded, if one is set)."""
+    """The `/_health` JSON: ready when a backend is up (holding `model` loaded, if one is set).
+
+    `backends` lists the pool's backends, then any still draining (`"draining": true`, until
+    their last exchange ends); `discovery` each `--backend-dns` name's last answer.
+    """
     wanted = canonical_model(model) if model else None
-    backends = [
-        {
-            "url": b.url,
-            "reachable": b.up and b.version is not None,
-            "version": b.version,
-            "models_loaded": sorted(b.loaded),
-            "in_flight": b.in_flight,
-            "error": b.last_error,
-            "synthetic": b.synthetic,
-            "engine": b.engine,
-        }
-        for b in pool.backends
-    ]
+    backends = [_backend_entry(b) for b in [*pool.backends, *pool.draining]]
     ready = any(
         b.up and b.version is not None and (wanted is None or wanted in b.loaded)
         for b in pool.backends
@@ -111,4 +122,5 @@ def health_document(
         "in_flight": pool.in_flight,
         "synthetic": any(b.synthetic for b in pool.backends),
         "engine": next((b.engine for b in pool.backends if b.engine), None),
+        "discovery": discovery or [],
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -69,6 +69,9 @@ class _PoolCollector(Collector):
         for b in self._pool.backends:
             per.add_metric([b.url], b.in_flight)
             up.add_metric([b.url], 1 if b.up else 0)
+        for b in self._pool.draining:  # out of rotation, still finishing its streams
+            per.add_metric([b.url], b.in_flight)
+            up.add_metric([b.url], 0)
         yield total
         yield per
         yield up
@@ -108,11 +111,36 @@ class ProxyMetrics:
             ["kind"],
             registry=reg,
         )
+        self.failovers = Counter(
+            "farm_proxy_failovers",
+            "Requests sent to another backend after one failed before its first response byte",
+            ["reason"],  # "connect": refused or not opened; "reset": closed after the request
+            registry=reg,
+        )
         self.client_aborts = Counter(
             "farm_proxy_client_aborts",
             "Clients that left before their response ended",
             ["phase"],
             registry=reg,
+        )
+        # Per named key (never a secret): what `invoke usage` totals, live.
+        self.key_requests = Counter(
+            "farm_proxy_key_requests", "Requests finished per key", ["key", "status"], registry=reg
+        )
+        self.key_prompt_tokens = Counter(
+            "farm_proxy_key_prompt_tokens", "Prompt tokens per key", ["key"], registry=reg
+        )
+        self.key_output_tokens = Counter(
+            "farm_proxy_key_output_tokens", "Output tokens per key", ["key"], registry=reg
+        )
+        self.key_queued = Gauge(
+            "farm_proxy_key_queued", "Requests waiting in the fair queue", ["key"], registry=reg
+        )
+        self.key_active = Gauge(
+            "farm_proxy_key_active", "Requests holding a slot", ["key"], registry=reg
+        )
+        self.key_refused = Counter(
+            "farm_proxy_key_refused", "Requests refused with 429 per key", ["key"], registry=reg
         )
         reg.register(_PoolCollector(pool))
         self._children: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}

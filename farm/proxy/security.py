@@ -1,37 +1,13 @@
-"""Inbound access control: the optional API key and CORS for browser callers."""
+"""CORS for browser callers (API keys live in `farm.proxy.tenants`)."""
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from farm.proxy.errors import UnauthorizedError
-from farm.proxy.headers import RawHeaders, header_value
+from farm.proxy.headers import RawHeaders
 
-PROTECTED_PREFIXES = ("/api/", "/v1/")
 _CORS_METHODS = b"GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 _CORS_MAX_AGE = b"600"
-
-
-class ApiKeyCheck:
-    """Requires `Authorization: Bearer <key>` on `/api/*` and `/v1/*` when a key is set."""
-
-    def __init__(self, key: str | None) -> None:
-        self._expected = f"Bearer {key}".encode() if key else None
-
-    @property
-    def enabled(self) -> bool:
-        """Whether a key is configured."""
-        return self._expected is not None
-
-    def check(self, path: str, headers: Iterable[tuple[bytes, bytes]]) -> None:
-        """Raise `UnauthorizedError` unless the request may pass."""
-        if self._expected is None or not path.startswith(PROTECTED_PREFIXES):
-            return
-        given = header_value(headers, b"authorization")
-        # Constant-time comparison: the key must not leak through response timing.
-        if given is None or not hmac.compare_digest(given, self._expected):
-            raise UnauthorizedError("missing or invalid API key (send Authorization: Bearer <key>)")
 
 
 class CorsPolicy:

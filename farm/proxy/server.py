@@ -27,10 +27,10 @@ class _DropStreamCutTraces(logging.Filter):
 
 def security_warnings(settings: ProxySettings) -> list[str]:
     """Warnings to show at start: an open proxy on a non-loopback address."""
-    if settings.api_key is None and not settings.binds_loopback:
+    if settings.api_key is None and settings.keys_db is None and not settings.binds_loopback:
         return [
             f"binding {settings.host} without an API key: anyone who can reach this address can "
-            "use the model (set FARM_API_KEY or --api-key)"
+            "use the model (set FARM_API_KEY, or add keys: invoke keys.add NAME)"
         ]
     return []
 
@@ -40,9 +40,8 @@ def serve(settings: ProxySettings) -> None:
     for warning in security_warnings(settings):
         logger.warning(warning)
     logging.getLogger("uvicorn.error").addFilter(_DropStreamCutTraces())
-    logger.info(
-        "proxy on http://%s:%d -> %s", settings.host, settings.port, ", ".join(settings.backend)
-    )
+    targets = [*settings.backend, *(f"dns {t}" for t in settings.backend_dns)]
+    logger.info("proxy on http://%s:%d -> %s", settings.host, settings.port, ", ".join(targets))
     serve_app(
         door_config(
             create_app(settings),

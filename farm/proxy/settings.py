@@ -10,6 +10,8 @@ are gigabytes, so the default is unlimited, as in Ollama itself.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -26,6 +28,10 @@ DEFAULT_HEADER_TIMEOUT_S = 900.0
 DEFAULT_IDLE_TIMEOUT_S = 300.0
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_HEALTH_INTERVAL_S = 2.0
+# Kubernetes' CoreDNS caches answers for 5 s by default; asking more often gains nothing.
+DEFAULT_DNS_INTERVAL_S = 5.0
+MAX_LABEL_CHARS = 200
+_DNS_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252}[A-Za-z0-9_.])?")
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -47,6 +53,38 @@ def normalise_backend_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def parse_dns_target(value: str) -> tuple[str, int]:
+    """Split one `--backend-dns` value, `NAME:PORT`, into (name, port); ValueError if bad."""
+    name, sep, port = value.strip().rpartition(":")
+    if not sep or not _DNS_NAME.fullmatch(name) or not port.isdigit():
+        raise ValueError(f"must look like NAME:PORT (e.g. ollama.farm.svc:11434), got {value!r}")
+    if not 0 < int(port) < 65536:
+        raise ValueError(f"port must be 1-65535, got {value!r}")
+    return name, int(port)
+
+
+def parse_backend_label(value: str) -> tuple[str, str]:
+    """Split one `--backend-label` value, `URL=LABEL`, into (normalised URL, label)."""
+    url, sep, label = value.partition("=")
+    label = label.strip()
+    if not sep or not label:
+        raise ValueError(f"must look like URL=LABEL (e.g. http://h:11434=gpu0), got {value!r}")
+    if len(label) > MAX_LABEL_CHARS or not label.isprintable():
+        raise ValueError(f"label must be printable, at most {MAX_LABEL_CHARS} characters")
+    return normalise_backend_url(url), label
+
+
+def _split_commas(value: object) -> object:
+    # A flag value may itself be a comma list, as the variable is.
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list | tuple):
+        return tuple(
+            part.strip() for item in value for part in str(item).split(",") if part.strip()
+        )
+    return value
+
+
 class ProxySettings(DoorSettings):
     """Everything the proxy needs; validated on construction, never changed afterwards."""
 
@@ -59,6 +97,32 @@ class ProxySettings(DoorSettings):
         help="Ollama backend URL, http(s)://host:port (repeat for replicas)",
         env="FARM_PROXY_BACKENDS",
         metavar="URL",
+    )
+    backend_label: tuple[str, ...] = setting(
+        (),
+        help="what a --backend holds, shown in /_health, e.g. 'box-a gpu0 GPU-5f3c...' "
+        "(no comma; repeat per backend)",
+        env="FARM_PROXY_BACKEND_LABELS",
+        metavar="URL=LABEL",
+    )
+    backend_dns: tuple[str, ...] = setting(
+        (),
+        help="a DNS name whose every address is a backend on PORT, re-resolved every "
+        "--dns-interval (a Kubernetes headless Service, Swarm's tasks.NAME; repeatable)",
+        env="FARM_PROXY_BACKEND_DNS",
+        metavar="NAME:PORT",
+    )
+    dns_interval: float = setting(
+        DEFAULT_DNS_INTERVAL_S,
+        help="seconds between two resolutions of each --backend-dns name",
+        metavar="S",
+        gt=0,
+    )
+    dns_hosts_file: Path | None = setting(
+        None,
+        help="resolve --backend-dns names from this hosts-format file instead of the system "
+        "resolver (read each time: replace it in one rename, as a mounted ConfigMap is)",
+        metavar="PATH",
     )
     host: str = setting("127.0.0.1", help="address to bind", env="FARM_PROXY_HOST")
     port: int = setting(
@@ -115,20 +179,32 @@ class ProxySettings(DoorSettings):
         metavar="S",
         gt=0,
     )
+    keys_db: Path | None = setting(
+        None,
+        help="named API keys and usage (`invoke keys`): once it holds a key, every /api and "
+        "/v1 call needs one",
+        env="FARM_KEYS_DB",
+        metavar="FILE",
+    )
+    fair_queue: bool = setting(
+        True,
+        help="with named keys, queue what does not fit in the slots here and admit fairly "
+        "across keys (needs --num-parallel)",
+    )
+    fair_idle_reserve: float = setting(
+        2.0,
+        help="seconds a key whose request just ended keeps one slot free for its next turn "
+        "(0: none)",
+        metavar="S",
+        ge=0,
+    )
     access_log: bool = setting(True, help="do not log one line per request", flag="--no-access-log")
     log_level: LogLevel = setting("info", help="logging level")
 
-    @field_validator("backend", mode="before")
+    @field_validator("backend", "backend_label", "backend_dns", mode="before")
     @classmethod
-    def _split_backends(cls, value: object) -> object:
-        # A flag value may itself be a comma list, as the variable is.
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, list | tuple):
-            return tuple(
-                part.strip() for item in value for part in str(item).split(",") if part.strip()
-            )
-        return value
+    def _split_lists(cls, value: object) -> object:
+        return _split_commas(value)
 
     @field_validator("backend")
     @classmethod
@@ -137,6 +213,22 @@ class ProxySettings(DoorSettings):
         if len(set(urls)) != len(urls):
             raise ValueError("a backend is given twice")
         return urls
+
+    @field_validator("backend_dns")
+    @classmethod
+    def _check_dns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        targets = [parse_dns_target(v) for v in value]
+        if len(set(targets)) != len(targets):
+            raise ValueError("a NAME:PORT is given twice")
+        return tuple(f"{name}:{port}" for name, port in targets)
+
+    @field_validator("backend_label")
+    @classmethod
+    def _check_labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        pairs = [parse_backend_label(v) for v in value]
+        if len({url for url, _ in pairs}) != len(pairs):
+            raise ValueError("a backend is labelled twice")
+        return tuple(f"{url}={label}" for url, label in pairs)
 
     @field_validator("api_key")
     @classmethod
@@ -147,9 +239,24 @@ class ProxySettings(DoorSettings):
 
     @model_validator(mode="after")
     def _needs_a_backend(self) -> ProxySettings:
-        if not self.backend:
-            raise ValueError("at least one --backend (FARM_PROXY_BACKENDS) is required")
+        if not self.backend and not self.backend_dns:
+            raise ValueError(
+                "at least one --backend (FARM_PROXY_BACKENDS) or --backend-dns is required"
+            )
+        unknown = [url for url in self.labels if url not in self.backend]
+        if unknown:
+            raise ValueError(f"--backend-label names {unknown[0]}, which is not a --backend")
         return self
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Each labelled backend URL and its label."""
+        return dict(parse_backend_label(v) for v in self.backend_label)
+
+    @property
+    def dns_targets(self) -> tuple[tuple[str, int], ...]:
+        """The `--backend-dns` names and ports."""
+        return tuple(parse_dns_target(v) for v in self.backend_dns)
 
     @property
     def binds_loopback(self) -> bool:

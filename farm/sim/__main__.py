@@ -11,10 +11,13 @@ import sys
 from collections.abc import Sequence
 
 from farm.common.frontdoor import BodyLimit, door_config, serve
+from farm.common.sizes import binary
 from farm.settings import Loaded, run_main
 from farm.sim.app import SimApp, create_app
 from farm.sim.errors import EngineUnavailable
 from farm.sim.settings import SimSettings
+
+SIM_GPU_UUID = "GPU-00000000-0000-4000-8000-0000000051a1"
 
 
 def banner(app: SimApp) -> str:
@@ -24,6 +27,19 @@ def banner(app: SimApp) -> str:
     if engine.synthetic:
         return f"ollama-farm simulator: SYNTHETIC Ollama backend (no model, no GPU) on {where}"
     return f"ollama-farm simulator: engine: {engine.label} on {where}"
+
+
+def gpu_line(app: SimApp) -> str | None:
+    """With `--vram-mib`, the GPU as Ollama logs it at start (`msg="inference compute"`), so
+    that whoever reads a backend's log for its GPU memory reads the simulator's the same way."""
+    mib = app.config.vram_mib
+    if mib is None or not app.sim.engine.gpu:
+        return None
+    size = binary(mib * 2**20)
+    return (
+        f'level=INFO source=sim msg="inference compute" id={SIM_GPU_UUID} library=cuda '
+        f'name="ollama-farm simulated GPU" total="{size}" available="{size}"'
+    )
 
 
 def _serve(loaded: Loaded[SimSettings]) -> int:
@@ -38,6 +54,9 @@ def _serve(loaded: Loaded[SimSettings]) -> int:
         sys.stderr.write(f"{SimSettings.prog}: error: --engine {settings.engine}: {exc}\n")
         return 2
     print(banner(app), flush=True)
+    line = gpu_line(app)
+    if line is not None:
+        print(line, flush=True)
     # Blob uploads stream to disk chunk by chunk; every other body is read whole, so capped.
     guarded = BodyLimit(app, settings.client_max_body_size, unlimited=("/api/blobs/",))
     serve(

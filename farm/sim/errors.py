@@ -3,6 +3,7 @@
 SimError
 ├── ClientGone          the HTTP client disconnected; the request is abandoned
 ├── EngineUnavailable   the engine cannot start here (a missing piece); says the fix
+├── ProfileError        a timing profile (TOML) that cannot be read; names file and key
 └── ApiError            an error Ollama reports as {"error": "..."} with a status
     ├── BadRequest      400
     ├── NotFound        404
@@ -29,6 +30,13 @@ class ClientGone(SimError):
 
 class EngineUnavailable(SimError):
     """The chosen engine cannot run on this machine; the message is one line with the fix."""
+
+
+class ProfileError(SimError, ValueError):
+    """A `--profile` file that is missing, not TOML, or holds an unknown or mistyped key.
+
+    A ValueError too, so that the settings layer reports it as one line about `--profile`.
+    """
 
 
 class ApiError(SimError):

@@ -6,6 +6,7 @@ from typing import Any
 
 from farm.sim.decode import Fields, parse_body
 from farm.sim.exchange import TEXT_TYPE, Exchange
+from farm.sim.memory import vram_split
 from farm.sim.simulator import Simulator
 from farm.sim.stamps import local_stamp
 from farm.sim.store import LocalModel
@@ -51,12 +52,29 @@ async def tags(sim: Simulator, exchange: Exchange) -> None:
     await exchange.json(200, {"models": [tag_entry(m) for m in sim.store.models()]})
 
 
+def vram_bytes(sim: Simulator) -> int | None:
+    """The simulated GPU's memory in bytes; None: unlimited; 0 for a CPU engine."""
+    if not sim.engine.gpu:
+        return 0
+    mib = sim.config.vram_mib
+    return None if mib is None else mib * 2**20
+
+
 async def ps(sim: Simulator, exchange: Exchange) -> None:
-    """`GET /api/ps`: loaded (and loading) runners, latest `expires_at` first."""
+    """`GET /api/ps`: loaded (and loading) runners, latest `expires_at` first.
+
+    `size_vram` is each runner's share of the simulated GPU, placed in load order
+    (`farm.sim.memory.vram_split`): below `size` when the model spills onto the CPU."""
+    runners = sim.scheduler.runners()
+    sizes = [sim.engine.memory_bytes(runner) for runner in runners]
+    placed = vram_split(sizes, vram_bytes(sim))
+    rows = sorted(
+        zip(runners, sizes, placed, strict=True),
+        key=lambda row: row[0].ps_expires_at(),
+        reverse=True,
+    )
     entries = []
-    runners = sorted(sim.scheduler.runners(), key=lambda r: r.ps_expires_at(), reverse=True)
-    for runner in runners:
-        memory = sim.engine.memory_bytes(runner)
+    for runner, memory, in_vram in rows:
         model = runner.model
         entries.append(
             {
@@ -66,7 +84,7 @@ async def ps(sim: Simulator, exchange: Exchange) -> None:
                 "digest": model.digest,
                 "details": _details(model),
                 "expires_at": local_stamp(runner.ps_expires_at()),
-                "size_vram": memory if sim.engine.gpu else 0,
+                "size_vram": in_vram,
                 "context_length": runner.options.num_ctx,
             }
         )

@@ -7,6 +7,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 
+from farm.sim.memory import runner_bytes
 from farm.sim.slots import Slots
 from farm.sim.store import LocalModel
 
@@ -80,6 +81,5 @@ class Runner:
         return time.time() + (FOREVER_S if math.isinf(ka) else ka)
 
     def memory_bytes(self) -> int:
-        """Weights plus a KV cache of num_ctx × NUM_PARALLEL (4 bytes per embedding value)."""
-        width = int(self.model.config.get("embedding_length", 1024))
-        return self.model.size + self.options.num_ctx * self.parallel * width * 4
+        """Weights plus a KV cache of num_ctx × NUM_PARALLEL (`farm.sim.memory`)."""
+        return runner_bytes(self.model, self.options.num_ctx, self.parallel)

@@ -16,11 +16,14 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from farm.common.frontdoor import DoorSettings
 from farm.settings import setting
+from farm.sim.curve import parse_curve
 from farm.sim.durations import FOREVER, keep_alive_from_env
+from farm.sim.errors import ProfileError
+from farm.sim.profile import read_profile
 
 DEFAULT_PORT = 11434
 # Ollama's fallback when OLLAMA_MAX_LOADED_MODELS is 0 ("auto"): 3 per GPU, and 3 on a
@@ -109,10 +112,16 @@ class SimSettings(DoorSettings):
     `engine_threads` threads (0: the physical cores), the GGUF assembled once into
     `weights_dir`. Either way the server, its scheduler and `NUM_PARALLEL` slots are the same.
 
-    Timing model: a model load takes `load_ms`; prompt evaluation takes
-    `prefill_ms_per_token` per prompt token; each decode step takes
-    `decode_ms * (1 + batch_slowdown * (active_slots - 1))`, each multiplied by a factor drawn
-    uniformly from [1 - jitter, 1 + jitter] with a generator seeded by `seed`. An answer
+    Timing model: a model load takes `load_ms`; prompt evaluation takes `prefill_base_ms`
+    plus `prefill_ms_per_token` per prompt token (plus an exponential extra time of mean
+    `prefill_delay_ms` + `prefill_stall` x the evaluation), concurrent evaluations sharing
+    one compute as far as `prefill_shared` says, and with the decoding slots as far as
+    `prefill_decode_shared` says; each decode step (slowed by prompt evaluations in progress
+    as far as `decode_prefill_stall` says) takes
+    `decode_ms * (1 + batch_slowdown * (active_slots - 1) ** batch_exponent)` (or follows a
+    measured `decode_curve`), each multiplied by a factor drawn uniformly from
+    [1 - jitter, 1 + jitter] with a generator seeded by `seed` (`farm.sim.timing`). A
+    `profile` (TOML, `farm.sim.profile`) sets these beneath flags and variables. An answer
     ends by itself ("EOS") after a number of tokens drawn from `response_tokens`.
     """
 
@@ -181,12 +190,63 @@ class SimSettings(DoorSettings):
         "(default: ~/.cache/ollama-farm/weights)",
         env="FARM_SIM_WEIGHTS_DIR",
     )
+    profile: Path | None = setting(
+        None,
+        help="timing profile (TOML, from `invoke calibrate`): sets the timing model beneath "
+        "flags and variables",
+        env="FARM_SIM_PROFILE",
+        metavar="FILE",
+    )
     load_ms: float = setting(1500.0, help="model load time, ms", env="FARM_SIM_LOAD_MS", ge=0)
+    prefill_base_ms: float = setting(
+        0.0,
+        help="fixed cost of one prompt evaluation, ms",
+        env="FARM_SIM_PREFILL_BASE_MS",
+        ge=0,
+    )
+    prefill_delay_ms: float = setting(
+        0.0,
+        help="mean of an exponentially distributed extra time on every prompt evaluation, ms "
+        "(a busy host's stalls, as a calibration measures them)",
+        env="FARM_SIM_PREFILL_DELAY_MS",
+        ge=0,
+    )
+    prefill_stall: float = setting(
+        0.0,
+        help="like --prefill-delay-ms, in proportion: the extra time's mean grows by this "
+        "fraction of the evaluation (a compute slowed by other work)",
+        env="FARM_SIM_PREFILL_STALL",
+        ge=0,
+    )
+    prefill_shared: float = setting(
+        0.0,
+        help="how far concurrent prompt evaluations share one compute: 0 independent, "
+        "1 k prompts together take k times as long (above 1: contention costs more)",
+        env="FARM_SIM_PREFILL_SHARED",
+        ge=0,
+        le=4,
+    )
     prefill_ms_per_token: float = setting(
         0.5,
         help="prompt evaluation time per prompt token, ms",
         env="FARM_SIM_PREFILL_MS_PER_TOKEN",
         ge=0,
+    )
+    prefill_decode_shared: float = setting(
+        0.0,
+        help="how far each decoding slot slows a prompt evaluation (they share the batches): "
+        "0 not at all, 1 as much as another prompt would with --prefill-shared 1",
+        env="FARM_SIM_PREFILL_DECODE_SHARED",
+        ge=0,
+        le=8,
+    )
+    decode_prefill_stall: float = setting(
+        0.0,
+        help="how far each prompt evaluation in progress slows the decoding slots' steps "
+        "(a step runs at 1/(1 + S*k) while k prompts are evaluated)",
+        env="FARM_SIM_DECODE_PREFILL_STALL",
+        ge=0,
+        le=50,
     )
     decode_ms: float = setting(
         25.0, help="decode step per token with one active slot, ms", env="FARM_SIM_DECODE_MS", ge=0
@@ -196,6 +256,20 @@ class SimSettings(DoorSettings):
         help="a decode step grows by this fraction per extra active slot",
         env="FARM_SIM_BATCH_SLOWDOWN",
         ge=0,
+    )
+    batch_exponent: float = setting(
+        1.0,
+        help="a decode step grows with (active_slots - 1) to this power (1: linear)",
+        env="FARM_SIM_BATCH_EXPONENT",
+        gt=0,
+        le=4,
+    )
+    decode_curve: str = setting(
+        "",
+        help="measured decode step per active-slot count, SLOTS:MS,... (e.g. 1:22.9,2:43.3); "
+        "replaces decode_ms/batch_slowdown/batch_exponent when set",
+        env="FARM_SIM_DECODE_CURVE",
+        metavar="CURVE",
     )
     jitter: float = setting(
         0.0, help="relative jitter on every duration, 0 <= j < 1", env="FARM_SIM_JITTER", ge=0, lt=1
@@ -222,6 +296,14 @@ class SimSettings(DoorSettings):
         help="model store directory (default: a fresh temporary directory)",
         env="FARM_SIM_MODELS",
     )
+    vram_mib: int | None = setting(
+        None,
+        help="simulated GPU memory, MiB: logged at start as Ollama logs its GPU, and what a "
+        "loaded model needs beyond it shows as on the CPU in /api/ps (unset: unlimited)",
+        env="FARM_SIM_VRAM_MIB",
+        metavar="MIB",
+        ge=1,
+    )
     # Text rather than choices: the flag has always accepted any case (`--log-level INFO`).
     log_level: str = setting(
         "warning", help="logging level: " + ", ".join(LOG_LEVELS), metavar="LEVEL"
@@ -231,6 +313,25 @@ class SimSettings(DoorSettings):
     @classmethod
     def _keep_alive_text(cls, value: object) -> object:
         return keep_alive_seconds(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_beneath(cls, data: object) -> object:
+        # Before validation `data` holds only what flags and variables gave, so a profile's
+        # value fills exactly the timing settings nobody set.
+        if not isinstance(data, dict) or data.get("profile") in (None, ""):
+            return data
+        try:
+            timing = read_profile(Path(str(data["profile"]))).timing
+        except ProfileError as exc:
+            raise ValueError(f"--profile {exc}") from None
+        return {**{k: v for k, v in timing.items() if k not in data}, **data}
+
+    @field_validator("decode_curve")
+    @classmethod
+    def _curve(cls, value: str) -> str:
+        parse_curve(value)
+        return value.replace(" ", "")
 
     @field_validator("response_tokens", mode="before")
     @classmethod

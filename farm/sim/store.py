@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farm.sim.catalogue import CHAT_TEMPLATE, LICENSE, CatalogueEntry
+from farm.sim.catalogue import CHAT_TEMPLATE, LICENSE, CatalogueEntry, model_info
 from farm.sim.errors import BadRequest
 from farm.sim.modelfile import DEFAULT_TEMPLATE, ModelRecord
 from farm.sim.names import ModelName, parse_name
@@ -120,6 +120,8 @@ class Store:
             "context_length": entry.context_length,
             "embedding_length": entry.embedding_length,
             "parameter_count": entry.parameter_count,
+            # Ollama reads these from the GGUF; with no GGUF here, the config carries them.
+            "model_info": model_info(entry),
         }
         manifest = self._manifest(config, layers)
         return self._write_manifest(name or entry.model_name, manifest)

@@ -1,5 +1,6 @@
-"""The site's ASGI app: the page, its assets, the nkn-sdk browser build, `/config.json` and
-the seed RPC forwarder `/nkn-rpc` (`farm.webdemo.seedrpc`).
+"""The site's ASGI app: the page, its assets, the nkn-sdk browser build, `/config.json`,
+the farm's capacity `/farm.json` (`farm.webdemo.capacity`) and the seed RPC forwarder
+`/nkn-rpc` (`farm.webdemo.seedrpc`).
 
 Only an explicit list of files is served, each route an exact path: the page's folder in a
 checkout also holds the TLS key (`site/certs/`), so nothing is ever served by path from it, and
@@ -22,6 +23,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from farm.webdemo.assets import SiteAssets, locate
+from farm.webdemo.capacity import read_farm
 from farm.webdemo.headers import SECURITY_HEADERS
 from farm.webdemo.ratelimit import RateLimiter
 from farm.webdemo.seedrpc import forward
@@ -36,6 +38,15 @@ PAGE_FILES: dict[str, tuple[str, str]] = {
     "/streams.js": ("streams.js", "text/javascript; charset=utf-8"),
     "/nkn-path.js": ("nkn-path.js", "text/javascript; charset=utf-8"),
     "/chart.js": ("chart.js", "text/javascript; charset=utf-8"),
+    "/phases.js": ("phases.js", "text/javascript; charset=utf-8"),
+    "/measure.js": ("measure.js", "text/javascript; charset=utf-8"),
+    "/liveness.js": ("liveness.js", "text/javascript; charset=utf-8"),
+    "/render.js": ("render.js", "text/javascript; charset=utf-8"),
+    "/inputs.js": ("inputs.js", "text/javascript; charset=utf-8"),
+    "/models.js": ("models.js", "text/javascript; charset=utf-8"),
+    "/nkn-client.js": ("nkn-client.js", "text/javascript; charset=utf-8"),
+    "/nkn-frames.js": ("nkn-frames.js", "text/javascript; charset=utf-8"),
+    "/nkn-mux.js": ("nkn-mux.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
 NKN_SDK_PATH = "/vendor/nkn.min.js"
@@ -55,6 +66,7 @@ def public_config(settings: SiteSettings, assets: SiteAssets) -> dict[str, Any]:
         "nkn_tls": settings.browser_nkn_tls,
         "default_model": settings.model,
         "relay_ping_timeout_ms": round(settings.relay_ping_timeout * 1000),
+        "relay_silence_ms": round(settings.relay_silence * 1000),
         "nkn_sdk": NKN_SDK_PATH if problem is None else None,
         "nkn_sdk_problem": problem,
         "streams_max": 32,
@@ -75,8 +87,14 @@ def create_app(settings: SiteSettings, assets: SiteAssets | None = None) -> Star
 
     async def config_json(request: Request) -> Response:
         doc = public_config(settings, found)
-        doc["synthetic"], doc["engine"] = await _proxy_backend(settings, request.app.state.http)
+        farm = await read_farm(settings.proxy_url, request.app.state.http)
+        doc["synthetic"], doc["engine"] = farm.synthetic, farm.engine
+        doc["farm"] = farm.to_json()
         return JSONResponse(doc, headers=SECURITY_HEADERS)
+
+    async def farm_json(request: Request) -> Response:
+        farm = await read_farm(settings.proxy_url, request.app.state.http)
+        return JSONResponse(farm.to_json(), headers=SECURITY_HEADERS)
 
     async def nkn_sdk(request: Request) -> Response:
         problem = found.nkn_sdk_problem
@@ -97,29 +115,12 @@ def create_app(settings: SiteSettings, assets: SiteAssets | None = None) -> Star
 
     routes = [page_file(url, name, media) for url, (name, media) in PAGE_FILES.items()]
     routes.append(Route("/config.json", config_json, methods=["GET", "HEAD"]))
+    routes.append(Route("/farm.json", farm_json, methods=["GET", "HEAD"]))
     routes.append(Route(NKN_SDK_PATH, nkn_sdk, methods=["GET", "HEAD"]))
     routes.append(Route(NKN_RPC_PATH, rpc_forward, methods=["POST"]))
     if (problem := found.nkn_sdk_problem) is not None:
         log.warning("%s; the NKN path is off until then", problem)
     return Starlette(routes=routes, lifespan=lifespan)
-
-
-async def _proxy_backend(
-    settings: SiteSettings, client: httpx.AsyncClient
-) -> tuple[bool, str | None]:
-    """What the proxy's `/_health` says answers: (synthetic, engine label), so the page can say
-    whether its numbers are a real model's.
-
-    Asked here rather than from the page, which may run over NKN alone and then has no CORS
-    access to the proxy. An unreachable proxy is not an error here: a run reports it.
-    """
-    try:
-        response = await client.get(settings.proxy_url.rstrip("/") + "/_health", timeout=2.0)
-        doc = response.json()
-        engine = doc.get("engine")
-        return doc.get("synthetic") is True, engine if isinstance(engine, str) else None
-    except (httpx.HTTPError, ValueError, AttributeError):
-        return False, None
 
 
 def _file(path: Path, media_type: str) -> Response:

@@ -126,6 +126,15 @@ class SiteSettings(DoorSettings):
         ge=0.5,
         le=120,
     )
+    relay_silence: float = setting(
+        15.0,
+        help="seconds without a word from the relay after which the page calls a stream lost; "
+        "keep it above the relay's keepalive interval (RELAY_KEEPALIVE_S, 10 s)",
+        env="FARM_SITE_RELAY_SILENCE_S",
+        metavar="S",
+        ge=0.5,
+        le=3600,
+    )
     nkn_sdk_dir: Path | None = setting(
         None,
         help="folder holding nkn-sdk's browser build nkn.min.js; unset: the relay's",

@@ -112,6 +112,9 @@ function open(cmd) {
     return fail(`cannot create MultiClient: ${err.message}`);
   }
   client.onConnect(() => emit({ event: "ready", addr: client.addr, connect_ms: Date.now() - started }));
+  for (const id of Object.keys(client.clients)) {
+    client.clients[id].onMessage(({ src }) => notePeer(src));
+  }
   client.onConnectFailed(() => fail(`could not connect to NKN via ${options.rpcServerAddr || "the default seed"}`));
   client.onMessage(({ src, payload }) => {
     const data = typeof payload === "string" ? payload : Buffer.from(payload).toString("utf8");
@@ -130,6 +133,38 @@ function open(cmd) {
     // Returning nothing makes the SDK ACK unless the sender set no_reply (ours do, see
     // sendNoReply), so stock SDK senders waiting for an ACK still resolve.
   });
+}
+
+// Who a peer is decides where answers go. A MultiClient peer sends from its `__i__.` sub-clients
+// and listens on them; a plain nkn.Client (or a MultiClient's original client) has no prefix and
+// listens only on its bare address, which only our original client (`originalClient`, address
+// without prefix) sends to. The MultiClient strips the prefix before our handler sees `src`,
+// so each sub-client's own handler records the raw one here (the MultiClient's handler answers
+// for the ACK; ours returns nothing, which the SDK ignores).
+const SUBCLIENT_PREFIX = /^__\d+__\./;
+const PEER_KINDS_MAX = 10000;
+const peerKinds = new Map(); // bare peer address -> "plain" | "multi", oldest first
+
+function notePeer(rawSrc) {
+  if (typeof rawSrc !== "string") return undefined;
+  const multi = SUBCLIENT_PREFIX.test(rawSrc);
+  const bare = multi ? rawSrc.replace(SUBCLIENT_PREFIX, "") : rawSrc;
+  // A peer seen plain once stays plain: its bare address is the one it surely listens on.
+  const kind = peerKinds.get(bare) === "plain" || !multi ? "plain" : "multi";
+  peerKinds.delete(bare);
+  peerKinds.set(bare, kind);
+  if (peerKinds.size > PEER_KINDS_MAX) peerKinds.delete(peerKinds.keys().next().value);
+  return undefined;
+}
+
+// The sub-clients to send a DM to `dest` from: the original client alone for a plain peer,
+// the `__i__.` ones for a MultiClient peer, all ready ones for a peer not heard from yet.
+function sendersFor(dest) {
+  const ready = client.readyClientIDs();
+  const kind = peerKinds.get(dest);
+  const chosen =
+    kind === "plain" ? ready.filter((id) => id === "") : kind === "multi" ? ready.filter((id) => id !== "") : ready;
+  return chosen.length > 0 ? chosen : ready;
 }
 
 // nkn-sdk 1.3.6 never puts `no_reply` on the wire, even with `noReply: true` (its payload
@@ -199,7 +234,7 @@ async function sendDm(dest, text, ack) {
     if (!ack) return { acked: await client.send(dest, text, { noReply: true }) };
     return { acked: client.send(dest, text, { responseTimeout: ACK_WAIT_MS }) };
   }
-  const ids = client.readyClientIDs();
+  const ids = sendersFor(dest);
   if (ids.length === 0) throw new nkn.errors.ClientNotReadyError();
   const target = await client.defaultClient._processDests(dest);
   const payload = textPayload(text, !ack);

@@ -1,8 +1,9 @@
 """`python -m relay.client --to ADDR --model M --prompt P`: stream an answer through a relay.
 
 Joins NKN with a fresh identity (or `--seed-hex`), streams one generate through the relay and
-prints the tokens as they arrive, then a one-line summary (lines, DMs, first line, relay t_ms)
-on stderr. Settings: `relay.client.settings.RelayClientSettings`.
+prints the tokens as they arrive, then a one-line summary (lines, frames, fast path or seed API,
+first line, relay t_ms) on stderr. The fast path is used when the relay offers it. Settings:
+`relay.client.settings.RelayClientSettings`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from collections.abc import Mapping, Sequence
 
 from farm.settings import Loaded, process_environ, run_main
 from relay.bridge import BridgeConfig, BridgeError, NknTransport
-from relay.client.peer import RelayClient, StreamResult
+from relay.client.peer import RelayClient
 from relay.client.settings import RelayClientSettings
+from relay.client.stream import StreamResult
 from relay.errors import ClientTimeout, RemoteError, StreamGapError
 
 
@@ -61,7 +63,8 @@ def _serve(loaded: Loaded[RelayClientSettings]) -> int:
     end = result.end
     sys.stdout.write("\n")
     sys.stderr.write(
-        f"[{result.lines} lines in {len(result.frames)} DMs, first line after "
+        f"[{result.lines} lines in {len(result.frames)} frames "
+        f"({'fast path' if result.fast else 'seed API'}), first line after "
         f"{(result.first_line_s or 0) * 1000:.0f} ms, relay t_ms={end.t_ms if end else '?'}]\n"
     )
     return 0

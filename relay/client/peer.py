@@ -1,9 +1,12 @@
-"""The peer client: call a relay over a `Transport` and reassemble its answers.
+"""The peer client: call a relay over a `Transport`, on the fast path when the relay offers it.
 
 `RelayClient(transport, relay_address)` sends `relay.http` and returns a whole `Response`
-(`request()`) or a `RelayStream` (`stream()`) that yields lines in `seq` order, drops
-duplicates, reports gaps as `StreamGapError`, times every frame's arrival for the bench, honours
-keepalives and a total timeout, and sends `relay.cancel` when the caller stops early.
+(`request()`) or a `RelayStream` (`stream()`, in `relay.client.stream`) that yields lines in
+`seq` order. With `fast=None` (the default) the first stream asks `relay.info` whether the
+relay offers the fast path (`mux/1`) and uses it if so; an old relay, or one that switched it
+off, gets the seed API. On the fast path the client reads every `relay.mux` message once (by
+its number), hands each item to its stream, and acknowledges: every `ack_delay_s`, and sooner
+for a gap or a duplicate, so the relay resends what NKN lost. `stats` counts DMs both ways.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from types import TracebackType
+from collections.abc import Mapping
 from typing import Any
 
-from relay.errors import ClientTimeout, FrameError, RemoteError, StreamGapError
+from relay.client.mux import AckPolicy, ClientStats, MuxReceiver, to_frames
+from relay.client.stream import Item, RelayStream, error_of
+from relay.errors import ClientTimeout, FrameError, RemoteError
 from relay.frames import (
     MAX_TIMEOUT_MS,
     Cancel,
@@ -29,72 +32,20 @@ from relay.frames import (
     Info,
     InfoRequest,
     Keepalive,
-    LineEntry,
     Ping,
     Pong,
     Response,
-    ResponseBegin,
     ResponseEnd,
-    ResponseLines,
     decode,
     encode,
 )
+from relay.muxframes import MUX_CAP, MuxKeepalive, MuxMessage
 from relay.transport import Transport
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """One frame as the client received it: kind, `perf_counter` time, DM size, line count."""
-
-    kind: str
-    arrival_s: float
-    dm_b: int
-    lines: int
-
-
-@dataclass(frozen=True, slots=True)
-class StreamLine:
-    """One line of a streamed answer, in order, with the arrival time of its frame."""
-
-    seq: int
-    line: str
-    arrival_s: float
-    truncated: bool = False
-
-
-@dataclass(slots=True)
-class StreamResult:
-    """What a stream showed: begin/end frames, every frame's arrival, duplicates dropped."""
-
-    request_id: Id
-    sent_s: float = 0.0
-    begin: ResponseBegin | None = None
-    end: ResponseEnd | None = None
-    frames: list[Arrival] = field(default_factory=list)
-    duplicates: int = 0
-    lines: int = 0
-
-    @property
-    def first_line_s(self) -> float | None:
-        """Seconds from sending the request to the first frame carrying lines."""
-        first = next((f for f in self.frames if f.lines), None)
-        return None if first is None else first.arrival_s - self.sent_s
-
-    @property
-    def total_s(self) -> float | None:
-        """Seconds from sending the request to the end frame."""
-        last = next((f for f in reversed(self.frames) if f.kind == "end"), None)
-        return None if last is None else last.arrival_s - self.sent_s
-
-    @property
-    def dm_bytes(self) -> int:
-        """Bytes of every DM received for this request."""
-        return sum(f.dm_b for f in self.frames)
-
-
-_Item = tuple[Frame, float, int]
+#: A cancelled fast-path stream resends `relay.cancel` this long at most, until its end comes.
+CANCEL_PERSIST_S = 5.0
+NEGOTIATE_TRIES = 3
 
 
 class RelayClient:
@@ -108,30 +59,85 @@ class RelayClient:
         timeout_s: float = 300.0,
         idle_timeout_s: float = 35.0,
         end_grace_s: float = 2.0,
+        fast: bool | None = None,
+        ack_delay_s: float = 0.25,
+        resend_s: float = 1.0,
     ) -> None:
-        """`idle_timeout_s` should exceed the relay's keepalive interval (10 s by default)."""
+        """`idle_timeout_s` should exceed the relay's keepalive interval (10 s by default).
+
+        `fast`: None uses the fast path when offered, True requires it, False never uses it.
+        `resend_s`: on the fast path, resend an unanswered request (or cancel) this often.
+        """
         self._transport = transport
         self.relay_address = relay_address
         self.timeout_s = timeout_s
         self.idle_timeout_s = idle_timeout_s
         self.end_grace_s = end_grace_s
-        self._waiters: dict[Id, asyncio.Queue[_Item]] = {}
+        self.resend_s = resend_s
+        self._fast = fast
+        self.fast_path: bool | None = None if fast is not False else False
+        self.stats = ClientStats()
+        self._waiters: dict[Id, asyncio.Queue[Item]] = {}
         self._kinds: dict[Id, type] = {}  # pings and infos waiting, by the reply they expect
+        self._fast_ids: set[Id] = set()
+        self._receiver = MuxReceiver()
+        self._acks = AckPolicy(ack_delay_s)
+        self._ack_wake = asyncio.Event()
+        self._negotiating = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> RelayClient:
         self._reader = asyncio.create_task(self._read())
+        self._spawn(self._acker())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop reading replies (the transport stays the caller's to close)."""
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.wait({self._reader})
-            self._reader = None
+        """Send a last ack, stop reading replies (the transport stays the caller's to close)."""
+        if self._acks.due_at is not None:
+            with contextlib.suppress(Exception):
+                await self._send_ack()
+        tasks = [t for t in (self._reader, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self._reader = None
+        self._tasks.clear()
+
+    async def negotiate(self) -> bool:
+        """Whether streams use the fast path: asks `relay.info` once (`fast=None` or True).
+
+        Raises `RemoteError` with `fast=True` when the relay does not offer it.
+        """
+        async with self._negotiating:
+            if self.fast_path is None:
+                try:
+                    info = await self._info_retrying()
+                except ClientTimeout:
+                    if self._fast:
+                        raise
+                    # No relay.info answer at all: whatever the relay is, the seed API it has.
+                    log.warning("relay %s did not answer relay.info", self.relay_address)
+                    self.fast_path = False
+                    return False
+                self.fast_path = MUX_CAP in info.offers
+            if self._fast and not self.fast_path:
+                raise RemoteError("the relay does not offer the fast path (mux/1)")
+            return self.fast_path
+
+    async def _info_retrying(self) -> Info:
+        # The fast path is for lossy links: one lost relay.info must not cost it.
+        for attempt in range(NEGOTIATE_TRIES):
+            try:
+                return await self.info(timeout_s=min(3.0, self.timeout_s))
+            except ClientTimeout:
+                if attempt + 1 == NEGOTIATE_TRIES:
+                    raise
+        raise AssertionError("unreachable")
 
     async def ping(self, timeout_s: float = 10.0) -> tuple[Pong, float]:
         """Ping the relay; return its pong and the round trip in seconds."""
@@ -141,7 +147,7 @@ class RelayClient:
             await self._send(Ping(rid))
             frame, arrival, _ = await self._expect(queue, started + timeout_s)
         if not isinstance(frame, Pong):
-            raise RemoteError(_error_of(frame))
+            raise RemoteError(error_of(frame))
         return frame, arrival - started
 
     async def info(self, timeout_s: float = 10.0) -> Info:
@@ -151,7 +157,7 @@ class RelayClient:
             await self._send(InfoRequest(rid))
             frame, _, _ = await self._expect(queue, time.perf_counter() + timeout_s)
         if not isinstance(frame, Info):
-            raise RemoteError(_error_of(frame))
+            raise RemoteError(error_of(frame))
         return frame
 
     async def request(self, timeout_s: float | None = None, **req: Any) -> Response:
@@ -189,10 +195,19 @@ class RelayClient:
             if message.src != self.relay_address:
                 log.debug("ignored DM from %s", message.src)
                 continue
+            size = len(message.payload.encode("utf-8"))
+            self.stats.dms_in += 1
+            self.stats.bytes_in += size
             try:
                 frame = decode(message.payload)
             except FrameError as exc:
                 log.warning("malformed frame from relay: %s", exc.reason)
+                continue
+            if isinstance(frame, MuxMessage):
+                self._on_mux(frame, arrival, size)
+                continue
+            if isinstance(frame, MuxKeepalive):
+                self._on_mux_keepalive(frame, arrival)
                 continue
             rid = getattr(frame, "id", None)
             if rid is None and isinstance(frame, Pong | Info):
@@ -202,11 +217,104 @@ class RelayClient:
             if queue is None:
                 log.debug("frame for no waiting request: %s", type(frame).__name__)
                 continue
-            queue.put_nowait((frame, arrival, len(message.payload.encode("utf-8"))))
+            queue.put_nowait((frame, arrival, size))
+
+    def _on_mux(self, message: MuxMessage, arrival: float, size: int) -> None:
+        self.stats.mux_in += 1
+        new = self._receiver.accept(message.epoch, message.n)
+        if not new:
+            self.stats.mux_dup_in += 1
+        self._acks.arrived(time.monotonic(), gap=self._receiver.has_gap, duplicate=not new)
+        self._ack_wake.set()
+        if not new:
+            return
+        charged: set[Id] = set()
+        for item in message.items:
+            queue = self._waiters.get(item.id)
+            if queue is None:
+                continue  # a stream the caller left, or a cancelled one already done
+            # The DM's bytes count once per stream it carried (see `Arrival`).
+            share = 0 if item.id in charged else size
+            charged.add(item.id)
+            queue.put_nowait((to_frames(item, message.ts), arrival, share))
+
+    def _on_mux_keepalive(self, keepalive: MuxKeepalive, arrival: float) -> None:
+        self._receiver.note_last(keepalive.epoch, keepalive.last)
+        if self._receiver.has_gap:
+            self._acks.arrived(time.monotonic(), gap=True, duplicate=False)
+            self._ack_wake.set()
+        for rid in self._fast_ids:
+            queue = self._waiters.get(rid)
+            if queue is not None:
+                queue.put_nowait((Keepalive(rid, keepalive.ts), arrival, 0))
+
+    async def _acker(self) -> None:
+        """Send each ack when `AckPolicy` says it is due."""
+        while True:
+            due = self._acks.due_at
+            if due is None:
+                self._ack_wake.clear()
+                await self._ack_wake.wait()
+                continue
+            wait = due - time.monotonic()
+            if wait > 0:
+                self._ack_wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ack_wake.wait(), wait)
+                continue
+            try:
+                await self._send_ack()
+            except Exception:
+                # Per-client boundary: a transport that failed or closed must not end the
+                # client's reading; the relay resends what this ack would have confirmed.
+                log.warning(
+                    "could not send a fast-path ack to %s", self.relay_address, exc_info=True
+                )
+
+    async def _send_ack(self) -> None:
+        ack = self._receiver.ack()
+        self._acks.sent()
+        if ack is None:
+            return
+        self.stats.acks_out += 1
+        self.stats.resend_asks += len(ack.missing)
+        await self._send(ack)
+
+    def _cancel_until_end(self, rid: Id) -> None:
+        """Resend `relay.cancel` for a fast-path stream until its end arrives (bounded)."""
+        queue: asyncio.Queue[Item] = asyncio.Queue()
+        self._waiters[rid] = queue
+        self._spawn(self._persist_cancel(rid, queue))
+
+    async def _persist_cancel(self, rid: Id, queue: asyncio.Queue[Item]) -> None:
+        deadline = time.perf_counter() + CANCEL_PERSIST_S
+        try:
+            while (left := deadline - time.perf_counter()) > 0:
+                try:
+                    frame, _, _ = await asyncio.wait_for(queue.get(), min(left, self.resend_s))
+                except TimeoutError:
+                    try:
+                        await self._send(Cancel(rid))
+                    except Exception:
+                        # Background boundary: the transport is gone, so is the chance to cancel.
+                        log.warning("could not resend relay.cancel for %r", rid, exc_info=True)
+                        return
+                    continue
+                if isinstance(frame, ResponseEnd):
+                    return
+        finally:
+            if self._waiters.get(rid) is queue:
+                del self._waiters[rid]
+            self._fast_ids.discard(rid)
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @contextlib.contextmanager
     def _waiting(self, rid: Id, reply: type | None = None) -> Any:
-        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        queue: asyncio.Queue[Item] = asyncio.Queue()
         self._waiters[rid] = queue
         if reply is not None:
             self._kinds[rid] = reply
@@ -217,118 +325,16 @@ class RelayClient:
             self._kinds.pop(rid, None)
 
     async def _send(self, frame: Frame) -> None:
-        await self._transport.send(self.relay_address, encode(frame))
+        payload = encode(frame)
+        self.stats.dms_out += 1
+        self.stats.bytes_out += len(payload.encode("utf-8"))
+        await self._transport.send(self.relay_address, payload)
 
-    async def _expect(self, queue: asyncio.Queue[_Item], deadline: float) -> _Item:
+    async def _expect(self, queue: asyncio.Queue[Item], deadline: float) -> Item:
         try:
             return await asyncio.wait_for(queue.get(), max(0.0, deadline - time.perf_counter()))
         except TimeoutError:
             raise ClientTimeout("no answer from the relay in time") from None
-
-
-class RelayStream:
-    """One streamed request: an async context manager and an async iterator of `StreamLine`s."""
-
-    def __init__(self, client: RelayClient, request: HttpRequest, timeout_s: float) -> None:
-        """Built by `RelayClient.stream()`; the request is sent on `__aenter__`."""
-        self._client = client
-        self.request = request
-        self._timeout_s = timeout_s
-        self.result = StreamResult(request.id)
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._finished = False
-        self._held: dict[int, tuple[LineEntry, float]] = {}
-
-    async def __aenter__(self) -> RelayStream:
-        self._client._waiters[self.request.id] = self._queue
-        self.result.sent_s = time.perf_counter()
-        await self._client._send(self.request)
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            if not self._finished:
-                # The caller stopped early (break, error, timeout): free the relay's slot.
-                await self._client._send(Cancel(self.request.id))
-        finally:
-            self._client._waiters.pop(self.request.id, None)
-
-    def __aiter__(self) -> AsyncIterator[StreamLine]:
-        return self._lines()
-
-    async def lines(self) -> list[StreamLine]:
-        """Read the whole stream."""
-        return [line async for line in self]
-
-    async def _lines(self) -> AsyncIterator[StreamLine]:
-        held = self._held
-        next_seq = 1
-        deadline = self.result.sent_s + self._timeout_s
-        end: ResponseEnd | None = None
-        while end is None or next_seq <= end.last_seq:
-            frame = await self._next(deadline, end)
-            if isinstance(frame, ResponseLines):
-                arrival = self.result.frames[-1].arrival_s
-                for entry in frame.lines:
-                    if entry.seq < next_seq or entry.seq in held:
-                        self.result.duplicates += 1
-                    else:
-                        held[entry.seq] = (entry, arrival)
-                while next_seq in held:
-                    entry, at = held.pop(next_seq)
-                    self.result.lines += 1
-                    next_seq += 1
-                    yield StreamLine(entry.seq, entry.line, at, entry.truncated)
-            elif isinstance(frame, ResponseBegin):
-                self.result.begin = frame
-            elif isinstance(frame, ResponseEnd):
-                end = self.result.end = frame
-                deadline = min(deadline, time.perf_counter() + self._client.end_grace_s)
-            elif isinstance(frame, Response):
-                self._finished = True
-                raise RemoteError(_error_of(frame), frame.status)
-        self._finished = True
-        if not end.ok:
-            status = None if self.result.begin is None else self.result.begin.status
-            raise RemoteError(end.error or f"HTTP {status}", status)
-
-    async def _next(self, deadline: float, end: ResponseEnd | None) -> Frame:
-        now = time.perf_counter()
-        wait = deadline - now if end is not None else min(deadline - now, self._idle())
-        try:
-            frame, arrival, size = await asyncio.wait_for(self._queue.get(), max(0.0, wait))
-        except TimeoutError:
-            if end is not None:
-                self._finished = True
-                first = self.result.lines + 1
-                missing = tuple(s for s in range(first, end.last_seq + 1) if s not in self._held)
-                raise StreamGapError(missing, end.last_seq) from None
-            raise ClientTimeout("the relay went silent or the total timeout passed") from None
-        lines = len(frame.lines) if isinstance(frame, ResponseLines) else 0
-        self.result.frames.append(Arrival(_kind(frame), arrival, size, lines))
-        return frame
-
-    def _idle(self) -> float:
-        last = self.result.frames[-1].arrival_s if self.result.frames else self.result.sent_s
-        return last + self._client.idle_timeout_s - time.perf_counter()
-
-
-def _kind(frame: Frame) -> str:
-    kinds = {
-        ResponseBegin: "begin",
-        ResponseLines: "lines",
-        Keepalive: "keepalive",
-        ResponseEnd: "end",
-        Response: "response",
-    }
-    return kinds.get(type(frame), type(frame).__name__)
-
-
-def _error_of(frame: Frame) -> str:
-    error = getattr(frame, "error", None)
-    return error if isinstance(error, str) else f"unexpected {type(frame).__name__}"
 
 
 def _new_id() -> str:

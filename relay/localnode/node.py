@@ -3,12 +3,15 @@
 It implements the node side of the nkn-sdk client protocol: answer `getwsaddr`, send
 `authChallenge` at once, register addresses on `setClient`, and route `OutboundMessage`s to
 every socket registered under each destination. It is a **local test
-network**: no consensus, no sigchain, no relaying between nodes.
+network**: no consensus, no sigchain, no relaying between nodes. Every routed message passes
+the fault injector (`relay.localnode.injector`), which counts it per direction and, only when
+the `--fault-*` settings say so, drops, duplicates, delays or reorders it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -131,8 +134,10 @@ async def _route(state: NodeState, src: str | None, data: bytes) -> None:
         state.dropped += 1
         log.warning("dropped a bad frame from %s: %s", src, exc)
         return
+    holding_s = message.max_holding_seconds
     for dest, payload in routes:
-        await _deliver(state, dest, src, payload, message.max_holding_seconds)
+        deliver = functools.partial(_deliver, state, dest, src, payload, holding_s)
+        await state.injector.route(src, dest, len(payload), deliver)
 
 
 async def _websocket(request: web.Request) -> web.WebSocketResponse:
@@ -206,6 +211,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
 
 async def _close_sockets(app: web.Application) -> None:
     state: NodeState = app[STATE]
+    await state.injector.close()
     for sockets in list(state.clients.values()):
         for ws in list(sockets):
             await ws.close()

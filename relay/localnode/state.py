@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from relay.localnode.injector import FaultInjector
 from relay.localnode.settings import LocalNodeSettings
 
 
@@ -32,6 +33,11 @@ class NodeState:
     held: dict[str, deque[Held]] = field(default_factory=lambda: defaultdict(deque))
     delivered: int = 0
     dropped: int = 0
+    #: Counts every routed message per direction and applies the `--fault-*` settings.
+    injector: FaultInjector = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.injector = FaultInjector.of(self.config)
 
     def node_info(self, host: str) -> dict[str, str]:
         """The `getwsaddr` result; `addr` is where the client reached us (so TLS names match)."""
@@ -60,6 +66,7 @@ class NodeState:
             "held": self.held_count(),
             "delivered": self.delivered,
             "dropped": self.dropped,
+            **self.injector.snapshot(),
         }
 
 

@@ -42,8 +42,13 @@ def test_p50_gap_is_proxy_added_minus_nginx_added() -> None:
 
 @pytest.mark.parametrize(
     ("proxy", "nginx", "direct", "expected"),
-    [(56.9, 45.4, 40.0, 16.9 / 5.4), (50.0, 40.0, 40.0, None), (50.0, 39.0, 40.0, None)],
-    ids=["ratio-of-added", "nginx-adds-nothing", "nginx-below-direct"],
+    [
+        (56.9, 45.4, 40.0, 16.9 / 5.4),
+        (50.0, 40.0, 40.0, None),
+        (50.0, 39.0, 40.0, None),
+        (39.0, 45.0, 40.0, None),
+    ],
+    ids=["ratio-of-added", "nginx-adds-nothing", "nginx-below-direct", "proxy-below-direct"],
 )
 def test_p99_ratio_divides_added_values_and_refuses_a_zero_base(
     proxy: float, nginx: float, direct: float, expected: float | None

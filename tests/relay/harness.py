@@ -68,6 +68,8 @@ async def running_relay(
         clients = {verify: httpx.AsyncClient(transport=mock) for verify in (True, False)}
     server = RelayServer(config, relay, clients=clients)
     task = asyncio.create_task(server.serve())
+    # These tests pin the seed API; the fast path's own tests ask for it (`fast=True`).
+    client_options.setdefault("fast", False)
     client = RelayClient(peer, relay.address, **client_options)
     try:
         if with_client:

@@ -131,3 +131,23 @@ def test_hop_by_hop_host_and_connection_named_headers_are_dropped() -> None:
 def test_invalid_headers_are_a_bad_request(headers: dict[str, str]) -> None:
     with pytest.raises(PolicyError, match="bad request"):
         forward_headers(headers)
+
+
+PEER = "__1__.phone." + "ab" * 32
+
+
+def test_the_relay_key_names_each_peer_to_the_farms_services_only() -> None:
+    policy = _policy(farm_key="ofk_relay", allow_urls=("https://api.example.com/",))
+    spoof = {"Authorization": "Bearer peer-guess", "X-Farm-Peer": "someone-else"}
+    service = policy.resolve(HttpSpec(service="ollama", headers=spoof), PEER)
+    assert service.headers == {
+        "Authorization": "Bearer ofk_relay",
+        "x-farm-peer": "phone." + "ab" * 32,  # the sub-client prefix is not the peer's identity
+    }
+    raw = policy.resolve(HttpSpec(url="https://api.example.com/x", headers=spoof), PEER)
+    assert raw.headers == {"Authorization": "Bearer peer-guess"}  # never the relay's key
+
+
+def test_without_a_relay_key_a_peers_own_key_passes_but_never_a_peer_name() -> None:
+    spec = HttpSpec(service="ollama", headers={"Authorization": "Bearer k", "x-farm-peer": "p"})
+    assert _policy().resolve(spec, PEER).headers == {"Authorization": "Bearer k"}

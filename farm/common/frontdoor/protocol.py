@@ -20,6 +20,10 @@ every read), and uvicorn has no header timeout at all. So, per connection:
 A rejected connection is answered with `{"error": ...}` and `Connection: close`, then drained
 for up to `LINGER_S` after its write side is shut (nginx's lingering close), so the client
 reads the answer instead of a reset.
+
+Each request's scope carries a `farm.common.frontdoor.direct.DirectLine`; the protocol tells
+the relay an app attached through it when the client's write buffer fills or drains and when
+the client leaves.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from farm.common.frontdoor import replies
+from farm.common.frontdoor.direct import DIRECT_LINE, DirectLine, Relay
 from farm.common.frontdoor.door import Door
 
 logger = logging.getLogger(__name__)
@@ -84,6 +89,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._busy = False  # past the connection cap: answered 503
         self._lingering = False
         self._rejection: tuple[int, str] | None = None
+        self.relay: Relay | None = None  # writing the current response's body directly
 
     # Connection events
 
@@ -102,7 +108,20 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.door_deadline = _INF
         self._leave_idle()
+        relay, self.relay = self.relay, None
+        if relay is not None:
+            relay.client_lost()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.relay is not None:
+            self.relay.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.relay is not None:
+            self.relay.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         if self._lingering:
@@ -183,6 +202,10 @@ class GuardedProtocol(HttpToolsProtocol):
         except UnicodeDecodeError:
             # uvicorn reads the target as ASCII; raw bytes beyond it are not a valid URL.
             self._fail(replies.BAD_REQUEST, "request target is not ASCII (percent-encode it)")
+        if self.cycle is not None and self.cycle.scope is self.scope:
+            # uvicorn types extension values as dicts; ours is the line object itself.
+            line = DirectLine(self, self.cycle)
+            self.scope["extensions"] = {DIRECT_LINE: line}  # type: ignore[dict-item]
 
     def _check_head(self) -> None:
         """The exact head limits; uvicorn's parser callbacks stay as they are (no per-header

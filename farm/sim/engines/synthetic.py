@@ -1,7 +1,8 @@
 """The synthetic engine: the timing model and seeded English-looking text, no model at all.
 
 A load sleeps `load_ms`; a prefill sleeps per prompt token (counted by `farm.sim.tokens`'
-documented rule); each decode step sleeps `decode_ms`, slowed by the other active slots.
+documented rule), sharing the compute with concurrent prefills when `prefill_shared` says so;
+each decode step sleeps `decode_ms`, slowed by the other active slots.
 Text depends only on the seed and the prompt. With a `format` the answer is a JSON text
 (`farm.sim.structured.synthetic_json`) that honours it, streamed in token-sized pieces.
 """
@@ -19,6 +20,7 @@ from farm.sim.engines.base import Embedded, Job, Token
 from farm.sim.errors import ClientGone, RunnerFailure
 from farm.sim.runner import Runner
 from farm.sim.settings import SimSettings
+from farm.sim.sharing import SharedCompute
 from farm.sim.store import LocalModel
 from farm.sim.structured import FormatError, synthetic_json
 from farm.sim.timing import TimingModel
@@ -42,6 +44,8 @@ async def sleep_at_least(seconds: float) -> None:
         await asyncio.sleep(left)
 
 
+# How many steps behind its own clock a stream may be and still catch up.
+CATCH_UP_STEPS = 10
 # Token-sized pieces of a JSON text; their concatenation is the text itself.
 _PIECE = re.compile(r"\s*(?:\w+|[^\w\s])|\s+")
 
@@ -56,8 +60,11 @@ class SyntheticRun:
         runner: Runner,
         job: Job,
         gone: asyncio.Event,
+        sharing: SharedCompute | None = None,
     ) -> None:
         self._config, self._timing, self._runner = config, timing, runner
+        self._sharing = sharing
+        self._decoding = False
         self._job, self._gone = job, gone
         prompt = job.prompt
         if prompt.messages is None:
@@ -76,6 +83,7 @@ class SyntheticRun:
         self._thoughts = thinking_length(self._seed, self._key) if job.think else 0
         self._think_source = text_stream(self._seed, "thinking\x00" + self._key)
         self._made = 0
+        self._step_end: float | None = None
 
     @property
     def finished(self) -> str | None:
@@ -87,7 +95,13 @@ class SyntheticRun:
         fmt = self._job.checked_format()
         if fmt is not None:
             self._structured(fmt)
-        await sleep_at_least(self._timing.prefill_s(self._count))
+        work_s = self._timing.prefill_s(self._count)
+        if self._sharing is None:
+            await sleep_at_least(work_s)
+        else:
+            await self._sharing.evaluate(work_s)
+            self._sharing.decoding(+1)  # from now on this slot's tokens share the batches
+            self._decoding = True
         return self._count
 
     def _structured(self, fmt: str | dict[str, Any]) -> None:
@@ -103,7 +117,22 @@ class SyntheticRun:
 
     async def next(self) -> Token:
         """One decode step: sleep, then the next word, mark or reasoning piece."""
-        await asyncio.sleep(self._timing.decode_s(self._runner.slots.active))
+        step_s = self._timing.decode_s(self._runner.slots.active)
+        now = time.perf_counter()
+        # Steps follow the engine's own clock: this step starts when the last one ended, so
+        # the time spent writing a token (a few ms on a busy host) is not added to every step
+        # (a calibrated profile, `farm.sim.profile`, would count it twice), and a late wake-up
+        # is made up by the next steps. A stream that fell far behind (a reader that stopped
+        # reading) starts afresh instead of bursting out what it missed.
+        last = self._step_end
+        start = last if last is not None and now - last < CATCH_UP_STEPS * step_s else now
+        self._step_end = start + step_s
+        if self._sharing is None:
+            await sleep_at_least(self._step_end - time.perf_counter())
+        else:
+            await self._sharing.step(self._step_end - time.perf_counter())
+            # A step stretched by prompt evaluations ends when it ends: no catching up on it.
+            self._step_end = max(self._step_end, time.perf_counter())
         if self._gone.is_set():
             raise ClientGone()
         self._made += 1
@@ -118,7 +147,10 @@ class SyntheticRun:
         return tuple(ids)
 
     async def close(self) -> None:
-        """Nothing runs in the background."""
+        """Nothing runs in the background; the slot stops counting as decoding."""
+        if self._decoding and self._sharing is not None:
+            self._decoding = False
+            self._sharing.decoding(-1)
 
 
 class SyntheticEngine:
@@ -131,6 +163,11 @@ class SyntheticEngine:
     def __init__(self, config: SimSettings) -> None:
         self._config = config
         self.timing = TimingModel(config)
+        # Only a profile that measured shared prompt evaluation pays for the bookkeeping.
+        shared, with_decode = config.prefill_shared, config.prefill_decode_shared
+        stalls = config.decode_prefill_stall
+        wanted = shared or with_decode or stalls
+        self.sharing = SharedCompute(shared, with_decode, stalls) if wanted else None
 
     def start(self) -> None:
         """Nothing to start."""
@@ -147,7 +184,7 @@ class SyntheticEngine:
 
     def run(self, runner: Runner, job: Job, gone: asyncio.Event) -> SyntheticRun:
         """A synthetic generation."""
-        return SyntheticRun(self._config, self.timing, runner, job, gone)
+        return SyntheticRun(self._config, self.timing, runner, job, gone, self.sharing)
 
     async def embed(self, runner: Runner, texts: list[str]) -> Embedded:
         """Deterministic vectors; the evaluation time is charged per input token."""

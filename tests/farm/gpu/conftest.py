@@ -1,4 +1,5 @@
-"""Fixtures for GPU setup: a sandbox root, recording command stubs on PATH, a fake NVIDIA repo."""
+"""Fixtures for GPU setup: a sandbox root, recording command stubs on PATH, a fake NVIDIA repo,
+and a fake NVML at pynvml's boundary (`nvml_site/fake_nvml.py`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,20 @@ import pytest
 
 from farm.gpu.__main__ import main
 
+from .nvml_site import fake_nvml
+
 STUB_SOURCE = Path(__file__).with_name("host_stub.py")
+NVML_SITE = Path(__file__).with_name("nvml_site")
+GIB = 1024**3
+H100 = {
+    "name": "NVIDIA H100 80GB HBM3",
+    "uuid": "GPU-0b6a5f8e-1c2d-4e3f-9a8b-7c6d5e4f3a21",
+    "total": 81559 * 1024**2,
+    "free": 81000 * 1024**2,
+    "mig": 0,
+    "processes": [],
+}
+ONE_H100 = {"driver": "550.54.15", "cuda": 12040, "gpus": [H100]}
 COMMANDS = ("nvidia-smi", "docker", "systemctl", "apt-get")
 # Bytes that start with an OpenPGP public-key packet tag (0x99), as a dearmored key does.
 KEY_BYTES = bytes([0x99, 0x01, 0x0D]) + bytes(range(200))
@@ -78,6 +92,10 @@ class Host:
     log: Path
     env: dict[str, str]
 
+    def nvml(self, spec: dict[str, object]) -> None:
+        """Describe the host's GPUs as NVML will report them (see fake_nvml.py)."""
+        Path(self.env[fake_nvml.ENV]).write_text(json.dumps(spec))
+
     def flag(self, name: str) -> None:
         """Set a stub behaviour flag (see host_stub.py)."""
         (self.state / name).touch()
@@ -100,6 +118,8 @@ class Host:
         with pytest.MonkeyPatch.context() as mp, redirect_stdout(out), redirect_stderr(err):
             for key, value in self.env.items():
                 mp.setenv(key, value)
+            for name, fake in fake_nvml.functions().items():
+                mp.setattr(fake_nvml.pynvml, name, fake)
             rc = main(list(args))
         return subprocess.CompletedProcess(list(args), rc, out.getvalue(), err.getvalue())
 
@@ -113,7 +133,7 @@ def write_os_release(root: Path, id_: str, version: str, pretty: str) -> None:
 
 @pytest.fixture
 def host(tmp_path: Path, nvidia_repo: str) -> Host:
-    """Ubuntu 24.04 with a working driver and a running Docker, toolkit not yet installed."""
+    """Ubuntu 24.04, one H100 through the fake NVML, a running Docker, no toolkit yet."""
     root, bindir, state = tmp_path / "root", tmp_path / "bin", tmp_path / "state"
     for d in (root, bindir, state):
         d.mkdir()
@@ -139,4 +159,7 @@ def host(tmp_path: Path, nvidia_repo: str) -> Host:
         STUB_LOG=str(tmp_path / "calls.jsonl"),
         NO_PROXY="127.0.0.1,localhost",
     )
-    return Host(root, bindir, state, tmp_path / "calls.jsonl", env)
+    env[fake_nvml.ENV] = str(tmp_path / "nvml.json")
+    made = Host(root, bindir, state, tmp_path / "calls.jsonl", env)
+    made.nvml(ONE_H100)
+    return made

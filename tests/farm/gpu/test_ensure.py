@@ -74,7 +74,10 @@ def test_features_dropped_by_nvidia_ctk_are_restored(host: Host) -> None:
 @pytest.mark.parametrize(
     ("setup", "expected"),
     [
-        (lambda h: h.flag("no-driver"), "no working NVIDIA driver"),
+        (
+            lambda h: h.nvml({"error": "DRIVER_NOT_LOADED"}),
+            "needs a working NVIDIA driver; the NVIDIA driver is installed but not loaded",
+        ),
         (
             lambda h: write_os_release(h.root, "debian", "12", "Debian GNU/Linux 12 (bookworm)"),
             "supports Ubuntu 24.04 (noble) only; this host runs Debian GNU/Linux 12",
@@ -121,7 +124,7 @@ def test_check_reports_every_item_and_changes_nothing(host: Host) -> None:
 
 
 def test_check_on_a_broken_host_still_reports_every_item(host: Host) -> None:
-    host.flag("no-driver")
+    host.nvml({"error": "DRIVER_NOT_LOADED"})
     host.flag("docker-stopped")
     done = host.run("--check")
     assert done.returncode == 1

@@ -23,7 +23,8 @@ FAKE_OLLAMA = """#!{python}
 import json, os, sys
 with open(os.environ["FAKE_OLLAMA_LOG"], "a") as fh:
     env = {{k: v for k, v in os.environ.items() if k.startswith("OLLAMA_")}}
-    fh.write(json.dumps({{"argv": sys.argv[1:], "env": env}}) + "\\n")
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+    fh.write(json.dumps({{"argv": sys.argv[1:], "env": env, "cuda": gpus}}) + "\\n")
 if sys.argv[1:2] != ["serve"]:
     print("ollama version is 0.0.0 (test stand-in)")
     sys.exit(0)
@@ -47,6 +48,15 @@ def free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
+
+
+def free_run(n: int) -> tuple[int, int]:
+    """(front, back): a front port and `n` consecutive back ports from `back`, all free now."""
+    while True:
+        front, back = free_ports(2)
+        run = range(back, back + n)
+        if back + n <= 65536 and front not in run and all(port_is_free(p) for p in run):
+            return front, back
 
 
 def port_is_free(port: int) -> bool:

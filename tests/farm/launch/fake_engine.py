@@ -255,7 +255,12 @@ class _Handler(BaseHTTPRequestHandler):
                 "Name": f"/{c.name}",
                 "Image": c.body.get("Image"),
                 "State": {"Status": c.status, "Running": c.status == "running"},
-                "Config": {"Tty": False, "Env": c.body.get("Env"), "Image": c.body.get("Image")},
+                "Config": {
+                    "Tty": False,
+                    "Env": c.body.get("Env"),
+                    "Image": c.body.get("Image"),
+                    "Labels": c.body.get("Labels") or {},
+                },
                 "HostConfig": c.body.get("HostConfig", {}),
                 "NetworkSettings": {"Ports": bindings if c.status == "running" else {}},
             },
@@ -343,10 +348,12 @@ class FakeEngine:
         """DOCKER_HOST value for this engine."""
         return f"unix://{self.socket_path}"
 
-    def add_container(self, name: str) -> FakeContainer:
-        """Pretend a container called `name` already exists (state `created`)."""
+    def add_container(self, name: str, labels: dict[str, str] | None = None) -> FakeContainer:
+        """Pretend a container called `name` already exists (state `created`), by default one
+        a farm started earlier (it carries the farm's label)."""
         cid = uuid.uuid4().hex * 2
-        c = self.state.containers[cid] = FakeContainer(cid, name, {"Image": "old"})
+        body = {"Image": "old", "Labels": {"ollama-farm": name} if labels is None else labels}
+        c = self.state.containers[cid] = FakeContainer(cid, name, body)
         return c
 
     def __enter__(self) -> FakeEngine:

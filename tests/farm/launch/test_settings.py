@@ -66,7 +66,7 @@ def test_the_environment_is_honoured() -> None:
     )
     s = loaded.settings
     assert (s.state_dir, s.api_key, s.ready_timeout_s) == (Path("/s"), "k", 30.0)
-    assert (s.docker_host, s.ollama_models) == ("tcp://10.0.0.2:2375", "/m")
+    assert (s.docker_host, s.ollama_models) == (("tcp://10.0.0.2:2375",), "/m")
     assert loaded.origins["ready_timeout_s"] == "env FARM_READY_TIMEOUT"
     assert load(StatusSettings, [], {"FARM_STATE_DIR": "/s"}).settings.state_dir == Path("/s")
 
@@ -188,6 +188,7 @@ def up_settings(draw: st.DrawFn) -> UpSettings:
     """Valid `UpSettings` over every field."""
     backend_url = draw(st.lists(st.sampled_from(URLS), max_size=3, unique=True))
     replicas = 1 if backend_url else draw(st.integers(1, 4))
+    cpu = draw(st.booleans())
     values: dict[str, Any] = {
         "model": draw(st.sampled_from(MODELS)),
         "num_parallel": draw(st.integers(1, 64)),
@@ -208,11 +209,18 @@ def up_settings(draw: st.DrawFn) -> UpSettings:
         "detach": draw(st.booleans()),
         "max_queue": draw(st.none() | st.integers(1, 10_000)),
         "flash_attention": draw(st.booleans()),
-        "cpu": draw(st.booleans()),
+        "cpu": cpu,
         "api_key": draw(st.none() | st.from_regex(r"[A-Za-z0-9_.~+/=-]{1,40}", fullmatch=True)),
         "ready_timeout_s": draw(st.floats(0.001, 1e6)),
         "state_dir": draw(st.sampled_from([Path(".farm"), Path("/var/lib/farm"), Path("a b")])),
-        "docker_host": draw(st.none() | st.sampled_from(["tcp://10.0.0.2:2375", "unix:///d.sock"])),
+        "docker_host": draw(
+            st.lists(
+                st.sampled_from(["tcp://10.0.0.2:2375", "unix:///d.sock", "ssh://u@h"]), unique=True
+            )
+        ),
+        "gpus": "all"
+        if replicas != 1 or cpu or backend_url
+        else draw(st.sampled_from(["all", "per-gpu", "0,1"])),
         "ollama_models": draw(st.none() | st.sampled_from(["/srv/store", "store"])),
     }
     ports = range(values["back_port"], values["back_port"] + replicas)

@@ -4,13 +4,13 @@ warm-up."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from farm.gpu import inventory
 from farm.launch.errors import PreflightError, ProxyError, PullError, WarmupError
 from farm.launch.model_name import validate_model_name
 from farm.launch.model_pull import pull_model
@@ -20,6 +20,8 @@ from farm.launch.settings import UpSettings
 from farm.launch.status import gpu_memory
 from farm.launch.warmup import keep_alive_value, warm_up
 from farm.sim.child import SimServer
+
+from .fake_nvml import pynvml as fake_pynvml
 
 
 @pytest.mark.parametrize(
@@ -143,14 +145,14 @@ def test_pull_from_an_unreachable_backend_is_one_line() -> None:
         pull_model("http://backend", "gemma3:4b", transport=httpx.MockTransport(refuse))
 
 
-def test_status_reads_gpu_memory_from_nvidia_smi(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    smi = tmp_path / "nvidia-smi"
-    smi.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 5123, 81559'\n")
-    smi.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    assert gpu_memory() == ("NVIDIA H100 80GB HBM3: 5123/81559 MiB",)
+def test_status_reads_gpu_memory_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    h100 = {"uuid": "GPU-a", "name": "NVIDIA H100 80GB HBM3", "total_mib": 81559}
+    gpus = [{**h100, "used_mib": 5123}]
+    monkeypatch.setattr(inventory, "pynvml", fake_pynvml)
+    monkeypatch.setenv("FAKE_NVML_GPUS", json.dumps(gpus))
+    assert gpu_memory() == ("0 NVIDIA H100 80GB HBM3: 5.0 GiB/79.6 GiB used",)
+    monkeypatch.delenv("FAKE_NVML_GPUS")
+    assert gpu_memory() == ()
 
 
 def test_warm_up_pins_the_options_and_keep_alive_the_proxy_pins() -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from farm.proxy.__main__ import main
@@ -65,7 +67,7 @@ def test_an_empty_key_variable_means_no_key() -> None:
 @pytest.mark.parametrize(
     ("argv", "environ", "message"),
     [
-        ([], {}, "at least one --backend (FARM_PROXY_BACKENDS) is required"),
+        ([], {}, "at least one --backend (FARM_PROXY_BACKENDS) or --backend-dns is required"),
         (["--backend", "ftp://x"], {}, "--backend 'ftp://x': backend URL must look like"),
         ([], {"FARM_PROXY_BACKENDS": "http://a:1/api"}, "FARM_PROXY_BACKENDS 'http://a:1/api':"),
         ([*ONE, "--port", "x"], {}, "--port 'x': Input should be a valid integer"),
@@ -139,6 +141,7 @@ _urls = st.builds(
     st.none() | st.integers(min_value=1, max_value=65535),
 )
 _seconds = st.floats(min_value=1e-3, max_value=1e5, allow_nan=False)
+_ports = st.integers(min_value=1, max_value=65535)
 _settings = st.builds(
     ProxySettings,
     backend=st.lists(_urls, min_size=1, max_size=3, unique=True).map(tuple),
@@ -159,9 +162,27 @@ _settings = st.builds(
     health_interval=_seconds,
     access_log=st.booleans(),
     log_level=st.sampled_from(["debug", "info", "warning", "error"]),
+    backend_dns=st.lists(
+        st.builds("{}:{}".format, st.sampled_from(["ollama", "tasks.web", "a-b.svc"]), _ports),
+        max_size=2,
+        unique_by=lambda v: v.rsplit(":", 1)[0],
+    ).map(tuple),
+    dns_interval=_seconds,
+    dns_hosts_file=st.none() | st.sampled_from([Path("/etc/farm-hosts"), Path("rel/hosts")]),
 )
+_labels = st.text(alphabet="abz09 -_:@.=/", min_size=1, max_size=30).map(str.strip).filter(bool)
 
 
-@given(_settings)
+@st.composite
+def _labelled_settings(draw: st.DrawFn) -> ProxySettings:
+    base = draw(_settings)
+    urls = draw(st.lists(st.sampled_from(base.backend), unique=True))
+    labels = tuple(f"{url}={draw(_labels)}" for url in urls)
+    return ProxySettings(**{**base.model_dump(), "backend_label": labels})
+
+
+# No deadline: on a shared 2-core box the first example pays for warming caches.
+@hypothesis_settings(deadline=None)
+@given(_labelled_settings())
 def test_to_argv_round_trips(settings: ProxySettings) -> None:
     assert load(ProxySettings, to_argv(settings), child_env(settings)).settings == settings

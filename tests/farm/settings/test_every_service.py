@@ -68,6 +68,15 @@ def tasks_by_class() -> dict[type[ServiceSettings], Any]:
     return found
 
 
+def invocation(task: Any) -> str:
+    """What a user types for `task`: its name, dotted when it sits in a sub-collection."""
+    tasks = sys.modules["tasks"]
+    ns = getattr(tasks, "ns", None)
+    if ns is None:
+        return str(task.name)
+    return next(full for full in ns.task_names if ns[full] is task)
+
+
 def _ids(cls: type[ServiceSettings]) -> str:
     return cls.__name__
 
@@ -120,7 +129,7 @@ def _task_classes() -> list[type[ServiceSettings]]:
 
 @pytest.mark.parametrize("cls", _task_classes(), ids=_ids)
 def test_task_help_shows_the_same_help_as_the_service(cls: type[ServiceSettings]) -> None:
-    name = tasks_by_class()[cls].name
+    name = invocation(tasks_by_class()[cls])
     out = subprocess.run(
         [sys.executable, "-m", "invoke", "--help", name],
         capture_output=True,
@@ -143,6 +152,7 @@ REQUIRED_EXAMPLES: dict[str, Any] = {
     "prompt": "hello",
     "to": "ollama-farm-relay." + "ab" * 32,
     "backend": ("http://127.0.0.1:11434",),
+    "name": "alice",
 }
 
 

@@ -176,17 +176,16 @@ def test_a_relay_that_forbids_this_peer_says_so_and_nothing_is_sent(
     assert page_log.errors == []
 
 
-def test_streams_over_the_relays_per_peer_limit_show_busy_in_their_panes(
+def test_more_streams_than_the_relays_per_peer_limit_are_refused_before_any_is_sent(
     nkn_stack: NknStack, page: Page, page_log: PageLog
 ) -> None:
+    before = nkn_stack.sim.state()["requests"]["started"]
     open_page(page, nkn_stack.site.url)
     choose_nkn(page)
     start(page, streams=str(PEER_LIMIT + 2), max_tokens="12")
-    wait_all_finished(page, PEER_LIMIT + 2)
-    shown = panes(page)
-    assert sorted(p["state"] for p in shown) == ["done"] * PEER_LIMIT + ["error"] * 2, shown
-    for pane in shown:
-        if pane["state"] == "error":
-            assert pane["error"] == "Error: busy", pane
-    assert page.locator("#sum-errors").inner_text() == "2"
+    expect(page.get_by_role("alert")).to_contain_text(
+        f"The relay admits at most {PEER_LIMIT} streams from one page"
+    )
+    expect(page.locator(".pane")).to_have_count(0)
+    assert nkn_stack.sim.state()["requests"]["started"] == before
     assert page_log.errors == []

@@ -29,6 +29,7 @@ def test_defaults_serve_https_on_8443_against_the_local_proxy() -> None:
     assert settings.relay_address is None and settings.nkn_rpc is None
     assert settings.model == "gemma3:4b"
     assert settings.relay_ping_timeout == 8.0
+    assert settings.relay_silence == 15.0  # above the relay's 10 s keepalive
 
 
 VARIABLES = [
@@ -41,6 +42,7 @@ VARIABLES = [
     ("FARM_SITE_NKN_TLS", "1", "nkn_tls", True),
     ("FARM_SITE_MODEL", "qwen3:8b", "model", "qwen3:8b"),
     ("FARM_SITE_RELAY_PING_TIMEOUT_S", "2.5", "relay_ping_timeout", 2.5),
+    ("FARM_SITE_RELAY_SILENCE_S", "4", "relay_silence", 4.0),
     ("FARM_SITE_NKN_SDK_DIR", "/opt/nkn", "nkn_sdk_dir", Path("/opt/nkn")),
 ]
 
@@ -189,6 +191,7 @@ def site_settings(draw: st.DrawFn) -> SiteSettings:
         nkn_tls=draw(st.sampled_from([None, True, False])),
         model=draw(WORD),
         relay_ping_timeout=draw(st.floats(0.5, 120, allow_nan=False)),
+        relay_silence=draw(st.floats(0.5, 3600, allow_nan=False)),
         nkn_sdk_dir=draw(st.none() | PATH),
     )
 
