@@ -125,5 +125,7 @@ def _toml_value(value: object) -> str:
         return repr(float(f"{value:.6g}")) if math.isfinite(value) else f"{value:+}"[:4]
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    # JSON's string escapes (\", \\, \n, \uXXXX) are TOML's basic-string escapes.
-    return json.dumps(str(value))
+    # JSON's string escapes (\", \\, \n, \uXXXX) are TOML's basic-string escapes; other text
+    # stays raw, since JSON would write a character beyond U+FFFF as a surrogate pair, which
+    # TOML refuses.
+    return json.dumps(str(value), ensure_ascii=False)

@@ -126,3 +126,10 @@ def test_non_finite_numbers_are_refused(tmp_path: Path) -> None:
     write_profile(path, Profile({"decode_ms": math.nan}))
     with pytest.raises(SettingsError, match="decode_ms must be a number"):
         load(SimSettings, ["--profile", str(path)], {})
+
+
+def test_any_text_in_the_provenance_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    measured = {"hardware": 'GPU "A" 😀 ü\ttab\x01', "note": "line\nbreak \\ end"}
+    write_profile(path, Profile({"decode_ms": 20.0}, measured))
+    assert dict(read_profile(path).measured) == measured
