@@ -8,12 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
+from farm.common.childserver import poll_until
 from farm.launch import state
 from farm.launch.settings import UpSettings
 from farm.settings import load
@@ -39,13 +38,6 @@ def tune_argv(out: Path, *extra: str) -> list[str]:
 def run(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **SIM_ENV}
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def first_rows(out: Path) -> bool:
@@ -118,7 +110,7 @@ def _start(out: Path, *extra: str) -> subprocess.Popen[str]:
 def test_a_backend_dying_mid_tune_is_one_line_and_the_levels_are_kept(tmp_path: Path) -> None:
     out = tmp_path / "t"
     proc = _start(out, "--num-parallel", "2")
-    wait_for(lambda: first_rows(out))
+    poll_until(lambda: first_rows(out), 60, "a level measured its first rows")
     record = state.load(out / "farm" / "np2")
     assert record is not None
     psutil.Process(record.backends[0].pid).kill()
@@ -134,7 +126,7 @@ def test_a_backend_dying_mid_tune_is_one_line_and_the_levels_are_kept(tmp_path: 
 def test_ctrl_c_keeps_what_was_measured_and_says_where_it_stopped(tmp_path: Path) -> None:
     out = tmp_path / "t"
     proc = _start(out, "--num-parallel", "2,4")
-    wait_for(lambda: first_rows(out))
+    poll_until(lambda: first_rows(out), 60, "a level measured its first rows")
     record = state.load(out / "farm" / "np2")
     assert record is not None
     proc.send_signal(signal.SIGINT)
@@ -145,4 +137,4 @@ def test_ctrl_c_keeps_what_was_measured_and_says_where_it_stopped(tmp_path: Path
     assert "stopped: interrupted at NUM_PARALLEL=2, 2 users" in (out / "report.md").read_text()
     # The candidate's farm was stopped, its simulator with it.
     assert state.load(out / "farm" / "np2") is None
-    wait_for(lambda: not psutil.pid_exists(record.backends[0].pid), timeout=15)
+    poll_until(lambda: not psutil.pid_exists(record.backends[0].pid), 15, "the backend gone")

@@ -11,7 +11,6 @@ import json
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import ollama
 import psutil
 import pytest
 
+from farm.common.childserver import poll_until
 from farm.launch.engines import engine_gpus, translate
 from farm.launch.errors import GpuUnavailable
 
@@ -235,13 +235,6 @@ def _stream(front: int, out: list[str], began: threading.Event) -> None:
     began.set()
 
 
-def _wait_for(predicate: object, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 def test_replicas_split_streams_and_a_killed_one_loses_only_its_own(
     docker_farm: Farm, engine_a: Engine
 ) -> None:
@@ -277,7 +270,7 @@ def test_replicas_split_streams_and_a_killed_one_loses_only_its_own(
             timeout=30,
         )
         assert r.status_code == 200 and r.json()["done"], r.text
-    _wait_for(lambda: not _health(front)["backends"][0]["reachable"])
+    poll_until(lambda: not _health(front)["backends"][0]["reachable"], 20, "backend 1 seen down")
     status = docker_farm.invoke("status")
     assert f"backend 1: container http://127.0.0.1:{back} [cpu] unreachable" in status.stdout
 
