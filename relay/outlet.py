@@ -6,7 +6,9 @@ shown to the observer. Sessions send through a `PeerLink`: their content frames 
 read) and their DMs carry the ACK requests of `AckWatch`, so a peer that stops acknowledging is
 reported and its requests can be aborted. Replies outside a session (pong, info, refusals) are
 never paced but are dropped when they do not fit in their peer's backlog: a peer that does not
-read its answers cannot make the relay hold more of them.
+read its answers cannot make the relay hold more of them. A frame sent `sure` (the seed path's
+end summary, without which a peer cannot tell what it lost) asks for its own delivery ACK and
+goes again, up to `SURE_TRIES` times in all, while that ACK does not come.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from relay.acks import AckWatch, OnSilent
+from relay.acks import PROBES, AckWatch, OnSilent
 from relay.backlog import Backlog
 from relay.frames import Frame, encode
 from relay.settings import RelaySettings
-from relay.transport import Sending, Transport
+from relay.transport import Acked, Sending, Transport
 
 log = logging.getLogger(__name__)
+#: A `sure` frame is sent at most this many times.
+SURE_TRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,8 @@ class Outlet:
         self._observer = observer
         self.backlog = Backlog(config.peer_unsent_b, config.unsent_b)
         self.acks = AckWatch(config.ack_timeout_s, on_silent)
+        self._sure_wait_s = config.ack_timeout_s / PROBES
+        self._resending: set[asyncio.Task[None]] = set()
         self.dms_sent = 0
 
     def link(self, peer: str) -> PeerLink:
@@ -75,26 +81,59 @@ class Outlet:
         return await self._transmit(peer, frame, payload, size_b, acked=False)
 
     def close(self) -> None:
-        """Stop the ACK deadlines (the relay is stopping)."""
+        """Stop the ACK deadlines and the resends (the relay is stopping)."""
         self.acks.close()
+        for task in self._resending:
+            task.cancel()
 
     async def _transmit(
-        self, peer: str, frame: Frame, payload: str, size_b: int, *, acked: bool
+        self, peer: str, frame: Frame, payload: str, size_b: int, *, acked: bool, sure: bool = False
     ) -> Sending | None:
         self.observe("out", peer, payload)
-        ack = self.acks.request(peer) if acked else None
+        own: Acked | None = asyncio.get_running_loop().create_future() if sure else None
+        ack = own if own is not None else self.acks.request(peer) if acked else None
         try:
             sending = await self._transport.send(peer, payload, ack=ack)
         except Exception:
             # Per-message boundary: transports raise their own errors (bridge down, NKN
             # refusal). A session's peer then counts as unreachable; a reply is just lost.
             log.exception("could not send %s to %s", type(frame).__name__, peer)
-            if ack is not None:
+            if ack is not None and own is None:
                 self.acks.failed(peer, ack)
             return None
         self.dms_sent += 1
         self.backlog.track(peer, size_b, sending)
+        if own is not None:
+            task = asyncio.get_running_loop().create_task(
+                self._resend_unacked(peer, frame, payload, own)
+            )
+            self._resending.add(task)
+            task.add_done_callback(self._resending.discard)
         return sending
+
+    async def _resend_unacked(self, peer: str, frame: Frame, payload: str, ack: Acked) -> None:
+        """Send a `sure` frame again while its delivery ACK does not come (lost DM or ACK)."""
+        size_b = len(payload.encode())
+        for _ in range(SURE_TRIES - 1):
+            try:
+                async with asyncio.timeout(self._sure_wait_s):
+                    if await asyncio.shield(ack):
+                        self.acks.heard(peer)
+                        return
+            except TimeoutError:
+                pass
+            except asyncio.CancelledError:
+                if not ack.cancelled():
+                    raise  # the relay is stopping
+                return  # the transport lost track of it: no telling, no resend
+            ack = asyncio.get_running_loop().create_future()
+            try:
+                await self._transport.send(peer, payload, ack=ack)
+            except Exception:
+                # Background boundary: the transport's failure was logged with the first try.
+                return
+            self.observe("out", peer, payload)
+            self.dms_sent += 1
 
 
 class PeerLink:
@@ -113,12 +152,13 @@ class PeerLink:
         return self._stopped
 
     async def send(
-        self, frame: Frame, *, paced: bool = False, acked: bool = True
+        self, frame: Frame, *, paced: bool = False, acked: bool = True, sure: bool = False
     ) -> Sending | None:
         """Send `frame`; with `paced`, first wait for room in the peer's backlog.
 
         `acked` lets the DM carry the peer's pending delivery-ACK request (`AckWatch`); the
-        fast path's messages do not, the peer's own acks tell more.
+        fast path's messages do not, the peer's own acks tell more. A `sure` frame goes again
+        while its own delivery ACK does not come (`SURE_TRIES` in all).
 
         Returns the transport's `Sending` or None (the frame already left). A paced frame
         still waiting when the link stops is dropped: a cancelled future says so.
@@ -135,7 +175,9 @@ class PeerLink:
             self._waiting = None
             if self._stopped:
                 return _dropped()
-        return await self._outlet._transmit(self.peer, frame, payload, size_b, acked=acked)
+        return await self._outlet._transmit(
+            self.peer, frame, payload, size_b, acked=acked, sure=sure
+        )
 
     def stop(self) -> None:
         """The session is ending: wake a paced send that waits, and drop it."""

@@ -278,7 +278,8 @@ class Session:
                 error=error,
                 t_ms=int((time.monotonic() - started) * 1000),
             )
-            await self._emit(end, paced=False)
+            # Without its end a peer cannot tell what it lost: it goes again if not delivered.
+            await self._emit(end, paced=False, sure=True)
 
     async def _next_event(self, batcher: Batcher) -> SessionEvent | None:
         """The next event, or None after sending a due batch or keepalive.
@@ -311,9 +312,9 @@ class Session:
         if frame is not None:
             await self._emit(frame)
 
-    async def _emit(self, frame: Frame, *, paced: bool = True) -> None:
+    async def _emit(self, frame: Frame, *, paced: bool = True, sure: bool = False) -> None:
         """Send a frame; content frames (`paced`) first wait for room in the peer's backlog."""
-        sending = await self._link.send(frame, paced=paced)
+        sending = await self._link.send(frame, paced=paced, sure=sure)
         self._last_sent = time.monotonic()
         if sending is None or sending.done():
             self._unsent = None

@@ -4,7 +4,8 @@ A burst sends `concurrency` requests at the same moment and waits for all of the
 overlap sends one prompt while another answer is decoding; a closed loop keeps `users`
 requests in flight until a list of jobs is done. Every sample keeps the client's clock (TTFT,
 TPOT, the median gap from chunk arrival times) beside the server's own accounting from the
-final chunk (`load_duration`, `prompt_eval_duration`, `eval_duration`).
+final chunk (`load_duration`, `prompt_eval_duration`, `eval_duration`) and the server's
+`created_at` of every chunk, which times each token free of the prober's own scheduling.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 
 from bench.calibrate.errors import BackendGone
 from bench.wire import decode_ndjson
+from farm.common.rfc3339 import parse_ns
 from farm.sim.tokens import generate_prompt_tokens
 
 NS_PER_S = 1e9
@@ -57,6 +59,9 @@ class Sample:
     gap_p50_s: float | None
     #: The prompt's length by the simulator's counting rule (`farm.sim.tokens`).
     sim_prompt_tokens: int
+    #: The server's `created_at` (Unix ns) of each text chunk, then of the final chunk;
+    #: empty when a chunk had none the prober could read (not every backend stamps them).
+    stamps_ns: tuple[int, ...] = ()
 
     @property
     def server_start_s(self) -> float:
@@ -98,6 +103,7 @@ class Prober:
         }
         sent = time.perf_counter()
         arrivals: list[float] = []
+        stamps: list[int | None] = []
         final = None
         try:
             async with self._http.stream("POST", "/api/generate", json=body) as response:
@@ -112,10 +118,12 @@ class Prober:
                         raise BackendGone(f"the backend failed a probe: {chunk.error}")
                     if chunk.has_text:
                         arrivals.append(time.perf_counter())
+                        stamps.append(parse_ns(chunk.created_at))
                         if first_text is not None:
                             first_text.set()
                     if chunk.done:
                         final = chunk.stats
+                        stamps.append(parse_ns(chunk.created_at))
         except httpx.HTTPError as exc:
             raise BackendGone(f"the backend went away mid-probe ({exc})") from exc
         end = time.perf_counter()
@@ -139,6 +147,7 @@ class Prober:
             total_duration_ns=final.total_duration_ns,
             gap_p50_s=float(statistics.median(gaps)) if (gaps := _gaps(arrivals)) else None,
             sim_prompt_tokens=generate_prompt_tokens(job.prompt),
+            stamps_ns=_known(stamps),
         )
 
     async def burst(self, jobs: list[Job], series: str) -> list[Sample]:
@@ -192,6 +201,13 @@ class Prober:
 
 def _gaps(arrivals: list[float]) -> list[float]:
     return [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+
+
+def _known(stamps: list[int | None]) -> tuple[int, ...]:
+    """All the stamps, or none: a stream with a gap in them cannot be cut into steps."""
+    if any(stamp is None for stamp in stamps):
+        return ()
+    return tuple(stamp for stamp in stamps if stamp is not None)
 
 
 def _tpot(arrivals: list[float], eval_count: int) -> float | None:

@@ -35,7 +35,7 @@ async def test_a_real_model_answer_streams_over_nkn(
     node: LocalNode, engine: tuple[SimServer, ProxyServer]
 ) -> None:
     sim, proxy = engine
-    body = {"model": MODEL, "prompt": "The capital of France is", "options": {"num_predict": 16}}
+    body = {"model": MODEL, "prompt": "The capital of France is", "options": {"num_predict": 40}}
     # The relay's `ollama` target is the proxy, not the simulator behind it.
     async with over_nkn(node, sim, targets={"ollama": proxy.url}) as nkn:
         async with nkn.client.stream(path="/api/generate", json=body) as s:
@@ -46,6 +46,8 @@ async def test_a_real_model_answer_streams_over_nkn(
     assert all(chunk["done"] is False for chunk in content)
     assert "".join(chunk["response"] for chunk in content).strip(), content
     assert final["eval_count"] > 0 and final["prompt_eval_count"] > 0, final
+    # A real engine may hold a token's text back (half a UTF-8 character, a possible stop
+    # string) and send it with the next one, so chunks may be a few fewer than tokens.
     assert not tokens_mismatch(len(content), final["eval_count"]), (len(content), final)
     end = s.result.end
     assert end is not None and end.ok and end.done_seen and end.last_seq == len(lines)
