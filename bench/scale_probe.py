@@ -135,6 +135,8 @@ async def relayed_one(
     except ClientError as exc:
         error = f"{type(exc).__name__}: {exc}"
     result = stream.result
+    if error is not None and result.end is not None and result.end.error:
+        error += f" (the relay's end: {result.end.error})"  # a gap hides why it ended
     received = max(len(got), _distinct_lines(result))
     late = _lateness(got, offset)
     first = got[0][1] - result.sent_s if got else None

@@ -10,9 +10,11 @@ Formulas:
 - `+TTFT p50 ms`: p50 of first line - request sent, minus the direct p50;
 - `+token delay p50 ms`: p50 over streams of each stream's median line lateness (arrival -
   `created_at`), minus the direct one: what the path adds to every token, batching included;
-- `lost`: lines asked for and never received; `reported`: what the peers could tell
-  (`last_seq` - lines received, summed over streams whose end came); `dup`: lines handed to
-  the caller twice or out of order; `errors`: streams that ended with an error;
+- `lost`: lines asked for and never received; `lost, end came`: those of streams whose end
+  came; `reported`: what the peers could tell (`last_seq` - lines received, summed over
+  streams whose end came: exact reporting makes it `lost, end came`); `no end`: streams whose
+  end never came (a lost request, or a lost end); `dup`: lines handed to the caller twice or
+  out of order; `errors`: streams that ended with an error (a reported gap included);
 - `relay CPU`: CPU seconds of the relay's process tree (Python and its Node bridge) per
   second of the scenario, in cores; `relay RSS MB`: peak, of the tree and of Python alone.
 """
@@ -32,7 +34,8 @@ from bench.scale_rig import ScenarioRecord
 
 COLUMNS = [
     "path", "streams", "peers", "loss", "msgs/100 lines", "peer msgs/100 lines", "B/line",
-    "+TTFT p50 ms", "+token delay p50 ms", "lost", "reported", "dup", "errors",
+    "+TTFT p50 ms", "+token delay p50 ms", "lost", "lost, end came", "reported", "no end",
+    "dup", "errors",
     "relay CPU cores", "relay RSS MB", "relay py RSS MB",
 ]  # fmt: skip
 
@@ -77,7 +80,9 @@ def summarize(rows: Sequence[StreamRow], records: Sequence[ScenarioRecord]) -> l
                 "+TTFT p50 ms": _minus(ttft, direct_ttft),
                 "+token delay p50 ms": _minus(late, direct_late),
                 "lost": sum(r.lines_lost for r in mine),
+                "lost, end came": sum(r.lines_lost for r in mine if r.reported_lost is not None),
                 "reported": sum(r.reported_lost or 0 for r in mine),
+                "no end": sum(1 for r in mine if r.reported_lost is None),
                 "dup": sum(r.app_duplicates for r in mine),
                 "errors": len(mine) - len(good),
                 "relay CPU cores": rec.relay_tree_cpu_s / rec.wall_s if rec.wall_s else None,
@@ -86,7 +91,6 @@ def summarize(rows: Sequence[StreamRow], records: Sequence[ScenarioRecord]) -> l
                 # Beyond the table: kept in summary.json.
                 "requests": len(mine),
                 "lines_asked": asked,
-                "streams_without_end": sum(1 for r in mine if r.reported_lost is None),
                 "net_duplicates": sum(r.net_duplicates for r in mine),
                 "dropped_by_node": rec.dropped,
                 "ttft_p50_ms": ttft,

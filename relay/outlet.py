@@ -104,14 +104,12 @@ class Outlet:
         self.dms_sent += 1
         self.backlog.track(peer, size_b, sending)
         if own is not None:
-            task = asyncio.get_running_loop().create_task(
-                self._resend_unacked(peer, frame, payload, own)
-            )
+            task = asyncio.get_running_loop().create_task(self._resend_unacked(peer, payload, own))
             self._resending.add(task)
             task.add_done_callback(self._resending.discard)
         return sending
 
-    async def _resend_unacked(self, peer: str, frame: Frame, payload: str, ack: Acked) -> None:
+    async def _resend_unacked(self, peer: str, payload: str, ack: Acked) -> None:
         """Send a `sure` frame again while its delivery ACK does not come (lost DM or ACK)."""
         size_b = len(payload.encode())
         for _ in range(SURE_TRIES - 1):
@@ -128,12 +126,13 @@ class Outlet:
                 return  # the transport lost track of it: no telling, no resend
             ack = asyncio.get_running_loop().create_future()
             try:
-                await self._transport.send(peer, payload, ack=ack)
+                sending = await self._transport.send(peer, payload, ack=ack)
             except Exception:
                 # Background boundary: the transport's failure was logged with the first try.
                 return
             self.observe("out", peer, payload)
             self.dms_sent += 1
+            self.backlog.track(peer, size_b, sending)
 
 
 class PeerLink:

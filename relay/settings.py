@@ -195,7 +195,8 @@ class RelaySettings(ServiceSettings):
     )  # fmt: skip
     ack_timeout_s: float = setting(
         10.0,
-        help="a peer whose delivery ACK is this late is gone: its requests are aborted, s",
+        help="a peer that answers none of three delivery-ACK asks over this long is gone: "
+        "its requests are aborted, s",
         env="RELAY_ACK_TIMEOUT_S", ge=0.05, le=3600.0,
     )  # fmt: skip
 

@@ -59,7 +59,7 @@ def test_lost_counts_every_line_not_received_and_reported_what_peers_could_tell(
     line: dict[str, object],
 ) -> None:
     assert (line["lost"], line["reported"], line["errors"]) == (13, 3, 2)
-    assert line["streams_without_end"] == 1
+    assert (line["lost, end came"], line["no end"]) == (3, 1)
 
 
 def test_relay_cpu_is_in_cores_of_its_process_tree(line: dict[str, object]) -> None:

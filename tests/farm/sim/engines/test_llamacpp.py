@@ -210,7 +210,6 @@ def test_the_worker_is_restarted_after_a_crash(engine_sim: SimServer) -> None:
     assert engine_sim.state()["engine"]["worker_restarts"] == before["worker_restarts"] + 1
 
 
-
 def _json_or_json_prefix(text: str, finish_reason: str) -> bool:
     """JSON mode's answer: a whole JSON document, or one cut by `max_tokens` (`length`)."""
     try:
