@@ -6,7 +6,10 @@
 - prompt evaluation: a weighted least-squares line through those means against the prompt
   tokens (weights 1/y², since jitter scales each duration), re-expressed per prompt token as
   the simulator counts them;
-- decode step: the median gap between tokens per concurrency level, fitted by
+- decode step: per concurrency level, the mean gap between the server's `created_at` stamps
+  of consecutive tokens while every slot of a burst decodes (after the last first token,
+  before the first answer ends), with stalls fenced off (`fenced_mean`); without stamps, the
+  median of the client's median gaps. Fitted by
   `decode_ms * (1 + batch_slowdown * (c - 1) ** batch_exponent)` (a line in log-log space);
   when that law misses a level by more than 5 % the measured points go in as a curve;
 - prompts and decoding slots: the overlap probes' evaluation over a lone one;
@@ -30,6 +33,11 @@ from bench.calibrate.shared_fit import fit_shared
 from farm.sim.curve import format_curve
 
 CURVE_THRESHOLD = 0.05
+# Fewer stamped gaps than this at a level: the client's clock instead (a backend that does
+# not stamp its chunks, or bursts too short to decode all together).
+MIN_STAMPED_GAPS = 20
+# Tukey's fences, in interquartile ranges beyond the quartiles.
+FENCE = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,24 +163,62 @@ def _decode_s(sample: Sample) -> float:
 
 
 def step_by_level(bursts: Sequence[Sample]) -> dict[int, float]:
-    """Median seconds per decode step at each concurrency level."""
-    levels = sorted({s.concurrency for s in bursts})
+    """Seconds per decode step at each concurrency level: from the server's stamps where the
+    backend gives them (`all_decoding_gaps`, `fenced_mean`), else from the client's gaps."""
     out = {}
-    for level in levels:
-        # The median gap between tokens, not eval_duration / eval_count: on a real engine a
-        # slot's answer also waits while the others' prompts are evaluated, which is the
-        # prompts' cost (prefill_decode_shared), not the step's.
-        picked = (
-            s.gap_p50_s if s.gap_p50_s is not None else s.step_s
-            for s in bursts
-            if s.concurrency == level
-        )
-        steps = [step for step in picked if step is not None]
-        if steps:
-            out[level] = float(np.median(steps))
+    for level in sorted({s.concurrency for s in bursts}):
+        group = [s for s in bursts if s.concurrency == level]
+        gaps = all_decoding_gaps(group)
+        if len(gaps) >= MIN_STAMPED_GAPS:
+            out[level] = fenced_mean(gaps)
+        elif (step := _client_step(group)) is not None:
+            out[level] = step
     if 1 not in out:
         raise FitError("no decode steps at concurrency 1; include 1 in --concurrency")
     return out
+
+
+def all_decoding_gaps(group: Sequence[Sample]) -> list[float]:
+    """Seconds between consecutive tokens of each answer, by the server's `created_at`, while
+    every answer of its burst decodes: after the burst's last first token (its prompts are all
+    evaluated, which on a real engine stalls the steps: `prefill_decode_shared`'s cost, not
+    the step's) and before its first answer ends (its slot goes, and the rest decode with
+    fewer). The client's own clock would add its scheduling delays to every gap."""
+    by_burst: dict[int, list[Sample]] = {}
+    for sample in group:
+        by_burst.setdefault(sample.burst, []).append(sample)
+    gaps: list[float] = []
+    for burst in by_burst.values():
+        if any(len(s.stamps_ns) < 3 for s in burst):
+            continue  # an answer without stamps (or one token) leaves the window unknown
+        begin = max(s.stamps_ns[0] for s in burst)
+        end = min(s.stamps_ns[-1] for s in burst)
+        for sample in burst:
+            inside = [t for t in sample.stamps_ns[:-1] if begin <= t <= end]
+            gaps += [(b - a) / NS_PER_S for a, b in zip(inside, inside[1:], strict=False)]
+    return gaps
+
+
+def fenced_mean(values: Sequence[float]) -> float:
+    """The mean inside Tukey's fences (1.5 interquartile ranges beyond the quartiles).
+
+    A uniform jitter lies wholly inside them, so the mean keeps its full efficiency (a
+    median's is far lower and, on a host whose timer wakes late by a fraction of a
+    millisecond, sits off the mean); a stall of a busy host, and the short gap after a
+    late stamp, fall outside."""
+    data = np.asarray(values, dtype=float)
+    low, high = np.quantile(data, [0.25, 0.75])
+    spread = FENCE * (high - low)
+    return float(np.mean(data[(data >= low - spread) & (data <= high + spread)]))
+
+
+def _client_step(group: Sequence[Sample]) -> float | None:
+    # The median gap between tokens, not eval_duration / eval_count: on a real engine a
+    # slot's answer also waits while the others' prompts are evaluated, which is the
+    # prompts' cost (prefill_decode_shared), not the step's.
+    picked = (s.gap_p50_s if s.gap_p50_s is not None else s.step_s for s in group)
+    steps = [step for step in picked if step is not None]
+    return float(np.median(steps)) if steps else None
 
 
 def fit_steps(steps: dict[int, float], residuals: dict[str, float]) -> dict[str, float | str]:

@@ -86,7 +86,8 @@ def test_the_profile_says_what_was_measured_where(calibrated: Path, hidden: SimS
     assert "decode_curve" not in profile.timing
     residuals = profile.residuals
     assert {"step_c2", "step_c4", "prefill_w8", "prefill_c4"} <= set(residuals)
-    assert profile.timing["prefill_stall"] == 0.0  # a quiet backend: wake-up delays only
+    # A backend without stalls: what a busy host adds to a lone evaluation, at most.
+    assert profile.timing["prefill_stall"] == pytest.approx(0.0, abs=0.03)
     assert max(abs(r) for k, r in residuals.items() if not k.startswith("prefill_w")) < 0.05
     assert max(abs(r) for k, r in residuals.items() if k.startswith("prefill_w")) < 0.2
     samples = calibrated.with_name(calibrated.name + ".samples.jsonl")

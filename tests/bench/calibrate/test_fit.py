@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from bench.calibrate.fit import fit_steps
+from bench.calibrate.fit import all_decoding_gaps, fenced_mean, fit_steps
 from bench.calibrate.jitter_fit import fit_groups
 from bench.calibrate.prefill import fit_line
+from bench.calibrate.probe import Sample
 from bench.calibrate.shared_fit import replay
 from farm.sim.curve import parse_curve
 
@@ -93,3 +96,24 @@ def test_the_llama_cpp_steps_need_a_curve() -> None:
 def test_a_negative_fixed_cost_is_refitted_through_the_origin() -> None:
     line = fit_line([10, 100, 400], [0.004, 0.05, 0.21])
     assert line.base_s == 0.0 and line.per_token_s == pytest.approx(0.0005, rel=0.1)
+
+
+SAMPLE = Sample("bursts", 0, 2, 8, 30, 0.0, 0.1, 0.01, 0.5, 0, 8, 0, 30, 0, 0, 0.01, 8)
+
+
+def test_the_step_mean_keeps_uniform_jitter_and_fences_off_stalls() -> None:
+    rng = np.random.default_rng(3)
+    gaps = list(0.010 * (1 + rng.uniform(-0.1, 0.1, 2000)))
+    stalled = gaps + [0.050] * 40  # a busy host's stalls: 2 % of the gaps, 5x as long
+    assert fenced_mean(stalled) == pytest.approx(0.010, rel=0.005)
+    assert np.mean(stalled) > 0.0107  # what a plain mean would have said
+
+
+def test_only_gaps_while_every_answer_of_a_burst_decodes_count() -> None:
+    def answer(first_ms: int, last_ms: int) -> Sample:
+        stamps = tuple(t * 1_000_000 for t in range(first_ms, last_ms + 1, 10))
+        return replace(SAMPLE, stamps_ns=(*stamps, stamps[-1] + 1))  # then the final chunk
+
+    # Both decode from 100 ms (the later first token) until 300 ms (the earlier last one).
+    gaps = all_decoding_gaps([answer(0, 300), answer(100, 500)])
+    assert len(gaps) == 2 * 20 and gaps == pytest.approx([0.010] * 40)
