@@ -11,8 +11,10 @@ The kept messages are the send window: while they and the pending items hold `mu
 bytes, streams wait before adding lines, so a peer that does not keep up (or vanished) stops its
 upstreams being read, and the buffer stays bounded without ever dropping what a resend needs.
 Messages leave through the peer's `PeerLink` (backlog pacing and keepalives with the delivery-ACK
-watch); a peer that acknowledges none of its messages within `ack_timeout_s` (at least four
-RTOs) is gone, and its requests are stopped, which frees their Ollama slots.
+watch); a peer that, while messages wait for its ack, sent nothing for `ack_timeout_s` (at
+least four RTOs) is gone, and its requests are stopped, which frees their Ollama slots. Each
+message and keepalive says the oldest number still kept (`lo`): a new client of the same peer
+address (the last one left without acknowledging everything) starts from there.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ class PeerMux:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
-        self._last_sent = self._idle_since = time.monotonic()
+        self._last_sent = self._idle_since = self._alive_at = time.monotonic()
         self._streams: set[MuxId] = set()
         self._recent: OrderedDict[MuxId, float] = OrderedDict()
         self.closed = False
@@ -166,10 +168,15 @@ class PeerMux:
             self._last_word(end)
         self._add(end, urgent=False)
 
+    def heard(self) -> None:
+        """A DM came from the peer (a request, a cancel): it is there, if not yet up to date."""
+        self._alive_at = time.monotonic()
+
     def on_ack(self, ack: MuxAck) -> None:
         """The peer's acknowledgement: forget what it has, resend what it lists as missing."""
         if ack.epoch != self.epoch:
             return  # for an earlier relay run (or an earlier mux of this peer)
+        self._alive_at = time.monotonic()
         while self._kept:
             n, kept = next(iter(self._kept.items()))
             if n > ack.upto:
@@ -213,7 +220,7 @@ class PeerMux:
                     await self._retransmit(now)
                 elif self._keepalive_at() <= now:
                     await self._keepalive()
-                if self._kept and now - next(iter(self._kept.values())).first_sent > self._gone_s:
+                if self._kept and now - self._alive_at > self._gone_s:
                     self._on_gone(self.peer, f"no fast-path ack within {self._gone_s:g} s")
                     self.close(farewell=True)
                     return
@@ -262,9 +269,12 @@ class PeerMux:
         self._next_n += 1
         ts = now_ms()
         now = time.monotonic()
-        room = self._max_b - message_overhead(self.epoch, n, ts)
+        if not self._kept:
+            self._alive_at = max(self._alive_at, now)  # the peer's time to answer starts now
+        lo = next(iter(self._kept), n)
+        room = self._max_b - message_overhead(self.epoch, n, ts, lo)
         taken, used = self._pending.take(room, now)
-        message = MuxMessage(self.epoch, n, ts, taken)
+        message = MuxMessage(self.epoch, n, ts, taken, lo)
         self._kept[n] = _Kept(message, used, now, now)
         self._kept_b += used
         self._check_room()
@@ -289,7 +299,9 @@ class PeerMux:
 
     async def _keepalive(self) -> None:
         # Nothing to acknowledge in a silence: the network's delivery ACK tells if it is gone.
-        await self._transmit(MuxKeepalive(self.epoch, self._next_n - 1, now_ms()), acked=True)
+        lo = next(iter(self._kept), self._next_n)
+        keepalive = MuxKeepalive(self.epoch, self._next_n - 1, now_ms(), lo)
+        await self._transmit(keepalive, acked=True)
 
     async def _transmit(self, frame: MuxMessage | MuxKeepalive, *, acked: bool = False) -> None:
         self._last_sent = time.monotonic()
@@ -309,7 +321,7 @@ class PeerMux:
         self._wake.set()
 
     def _last_word(self, end: MuxEnd) -> None:
-        message = MuxMessage(self.epoch, self._next_n, now_ms(), (end,))
+        message = MuxMessage(self.epoch, self._next_n, now_ms(), (end,), self._next_n)
         self._next_n += 1
         task = asyncio.get_running_loop().create_task(
             self._link.send(message, paced=False, acked=False)

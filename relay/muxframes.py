@@ -4,7 +4,8 @@ The fast path (`mux/1`) is negotiated: the relay lists it in `relay.info` `offer
 asks for it per request with `caps` in `relay.http`. The relay then sends `relay.mux`
 messages, numbered `n` = 1, 2, 3... per peer within one relay `epoch` (`m`), each holding
 `accepted` / `begin` / `lines` / `end` items of any of the peer's streams;
-`relay.mux.keepalive` tells the highest `n` sent while the peer's streams are silent. The peer
+`relay.mux.keepalive` tells the highest `n` sent while the peer's streams are silent; both say
+the oldest `n` the relay still keeps (`lo`), for a client that joins an epoch midway. The peer
 answers with cumulative `relay.mux.ack`s whose `missing` list asks for resends. This module is
 self-contained (its own validation) so `relay.frames` can delegate to it without the two
 importing each other.
@@ -76,21 +77,28 @@ MuxItem: TypeAlias = MuxAccepted | MuxBegin | MuxLines | MuxEnd
 
 @dataclass(frozen=True, slots=True)
 class MuxMessage:
-    """`relay.mux`: message `n` of relay epoch `epoch` to one peer, with its items."""
+    """`relay.mux`: message `n` of relay epoch `epoch` to one peer, with its items.
+
+    `lo`: the oldest number the relay still keeps for this peer (every one below was
+    acknowledged), so a client that joins an epoch midway does not ask for them (0: unsaid).
+    """
 
     epoch: str
     n: int
     ts: int
     items: tuple[MuxItem, ...]
+    lo: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class MuxKeepalive:
-    """`relay.mux.keepalive`: the peer's streams are alive; `last` is the highest `n` sent."""
+    """`relay.mux.keepalive`: the peer's streams are alive; `last` is the highest `n` sent,
+    `lo` as in `MuxMessage`."""
 
     epoch: str
     last: int
     ts: int
+    lo: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +124,15 @@ def decode_obj(obj: Mapping[str, Any]) -> MuxFrame:
         if not isinstance(items, list):
             raise FrameError("'items' must be a list")
         parsed = tuple(_item(i) for i in items)
-        return MuxMessage(epoch, _count(obj, "n", 1), _count(obj, "ts", 0), parsed)
+        n, lo = _count(obj, "n", 1), _count(obj, "lo", 0)
+        if lo > n:
+            raise FrameError("'lo' must not exceed 'n'")
+        return MuxMessage(epoch, n, _count(obj, "ts", 0), parsed, lo)
     if event == "relay.mux.keepalive":
-        return MuxKeepalive(epoch, _count(obj, "last", 0), _count(obj, "ts", 0))
+        last, lo = _count(obj, "last", 0), _count(obj, "lo", 0)
+        if lo > last + 1:
+            raise FrameError("'lo' must not exceed 'last' + 1")
+        return MuxKeepalive(epoch, last, _count(obj, "ts", 0), lo)
     if event == "relay.mux.ack":
         raw = obj.get("missing", [])
         if not isinstance(raw, list) or len(raw) > MAX_MISSING:
@@ -131,16 +145,13 @@ def decode_obj(obj: Mapping[str, Any]) -> MuxFrame:
 def to_wire(frame: MuxFrame) -> dict[str, Any]:
     """The JSON object for one fast-path frame."""
     match frame:
-        case MuxMessage(epoch=m, n=n, ts=ts, items=items):
-            return {
-                "event": "relay.mux",
-                "m": m,
-                "n": n,
-                "ts": ts,
-                "items": [item_wire(i) for i in items],
-            }
-        case MuxKeepalive(epoch=m, last=last, ts=ts):
-            return {"event": "relay.mux.keepalive", "m": m, "last": last, "ts": ts}
+        case MuxMessage(epoch=m, n=n, ts=ts, items=items, lo=lo):
+            keeps = {"lo": lo} if lo else {}
+            return {"event": "relay.mux", "m": m, "n": n, "ts": ts, **keeps,
+                    "items": [item_wire(i) for i in items]}  # fmt: skip
+        case MuxKeepalive(epoch=m, last=last, ts=ts, lo=lo):
+            keeps = {"lo": lo} if lo else {}
+            return {"event": "relay.mux.keepalive", "m": m, "last": last, "ts": ts, **keeps}
         case MuxAck(epoch=m, upto=upto, missing=missing):
             return {"event": "relay.mux.ack", "m": m, "upto": upto, "missing": list(missing)}
     raise TypeError(f"not a fast-path frame: {type(frame).__name__}")
@@ -181,9 +192,9 @@ def item_size(item: MuxItem) -> int:
     return len(json.dumps(item_wire(item), separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def message_overhead(epoch: str, n: int, ts: int) -> int:
+def message_overhead(epoch: str, n: int, ts: int, lo: int = 0) -> int:
     """UTF-8 bytes of a `relay.mux` message with no items."""
-    wire = to_wire(MuxMessage(epoch, n, ts, ()))
+    wire = to_wire(MuxMessage(epoch, n, ts, (), lo))
     return len(json.dumps(wire, separators=(",", ":")).encode())
 
 

@@ -146,7 +146,10 @@ class RelayServer:
             else:
                 group.create_task(self._send(message.src, refusal(rid, exc.error, exc.status)))
             return
-        self._outlet.acks.heard(message.src)  # a DM from the peer: it is there
+        # A DM from the peer: it is there.
+        self._outlet.acks.heard(message.src)
+        if (mux := self._muxes.get(message.src)) is not None:
+            mux.heard()
         if isinstance(frame, Ping):
             pong = Pong(int(time.time() * 1000), self._transport.address, frame.id)
             group.create_task(self._send(message.src, pong))

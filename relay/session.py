@@ -53,8 +53,11 @@ READ_AHEAD_CHUNKS = 2
 class Link(Protocol):
     """How a session reaches its peer (`relay.outlet.PeerLink`)."""
 
-    async def send(self, frame: Frame, *, paced: bool = False) -> Sending | None:
-        """Send a frame; `paced` ones wait for room and are dropped once the link stops.
+    async def send(
+        self, frame: Frame, *, paced: bool = False, sure: bool = False
+    ) -> Sending | None:
+        """Send a frame; `paced` ones wait for room and are dropped once the link stops;
+        `sure` ones go again while their delivery ACK does not come.
 
         Returns the transport's `Sending`, None if the frame already left, or a cancelled
         future if it was dropped.

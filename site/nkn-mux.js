@@ -40,6 +40,7 @@ export class MuxInbox {
   onMessage(message) {
     if (!validMessage(message)) return;
     this._epoch(message.m);
+    this._skip(message.lo);
     this.stats.muxIn += 1;
     const n = message.n;
     const duplicate = n <= this.upto || this.held.has(n);
@@ -55,6 +56,7 @@ export class MuxInbox {
   onKeepalive(keepalive) {
     if (typeof keepalive.m !== "string" || !Number.isInteger(keepalive.last)) return;
     this._epoch(keepalive.m);
+    this._skip(keepalive.lo);
     this.known = Math.max(this.known, keepalive.last);
     if (this.hasGap) this._arrived(false);
   }
@@ -82,6 +84,21 @@ export class MuxInbox {
       this.upto += 1;
       this.deliver(message);
     }
+  }
+
+  // `lo`: the relay keeps nothing below it (acknowledged by an earlier page at this address):
+  // deliver what is held there, and ask for nothing below it.
+  _skip(lo) {
+    if (!Number.isInteger(lo) || lo - 1 <= this.upto) return;
+    const below = [...this.held.keys()].filter((n) => n < lo).sort((a, b) => a - b);
+    for (const n of below) {
+      const message = this.held.get(n);
+      this.held.delete(n);
+      this.deliver(message);
+    }
+    this.upto = lo - 1;
+    this.known = Math.max(this.known, this.upto);
+    this._drain();
   }
 
   _epoch(epoch) {

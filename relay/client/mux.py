@@ -52,22 +52,35 @@ class MuxReceiver:
         self._above: set[int] = set()
         self._known = 0
 
-    def accept(self, epoch: str, n: int) -> bool:
-        """Record message `n`; False if it is a duplicate. A new epoch starts over."""
+    def accept(self, epoch: str, n: int, lo: int = 0) -> bool:
+        """Record message `n`; False if it is a duplicate. A new epoch starts over; `lo`: the
+        relay keeps nothing below it (a client new to the epoch has nothing to ask there)."""
         self._epoch(epoch)
+        self._skip(lo)
         if n <= self.upto or n in self._above:
             return False
         self._above.add(n)
         self._known = max(self._known, n)
+        self._advance()
+        return True
+
+    def note_last(self, epoch: str, last: int, lo: int = 0) -> None:
+        """A keepalive says messages up to `last` were sent, and none below `lo` is kept."""
+        self._epoch(epoch)
+        self._skip(lo)
+        self._known = max(self._known, last)
+
+    def _skip(self, lo: int) -> None:
+        if lo - 1 > self.upto:
+            self.upto = lo - 1
+            self._above = {n for n in self._above if n > self.upto}
+            self._known = max(self._known, self.upto)
+            self._advance()
+
+    def _advance(self) -> None:
         while self.upto + 1 in self._above:
             self.upto += 1
             self._above.discard(self.upto)
-        return True
-
-    def note_last(self, epoch: str, last: int) -> None:
-        """A keepalive says messages up to `last` were sent."""
-        self._epoch(epoch)
-        self._known = max(self._known, last)
 
     def missing(self) -> tuple[int, ...]:
         """Numbers known to be sent but not received (the first `MAX_MISSING`)."""

@@ -221,7 +221,7 @@ class RelayClient:
 
     def _on_mux(self, message: MuxMessage, arrival: float, size: int) -> None:
         self.stats.mux_in += 1
-        new = self._receiver.accept(message.epoch, message.n)
+        new = self._receiver.accept(message.epoch, message.n, message.lo)
         if not new:
             self.stats.mux_dup_in += 1
         self._acks.arrived(time.monotonic(), gap=self._receiver.has_gap, duplicate=not new)
@@ -239,7 +239,7 @@ class RelayClient:
             queue.put_nowait((to_frames(item, message.ts), arrival, share))
 
     def _on_mux_keepalive(self, keepalive: MuxKeepalive, arrival: float) -> None:
-        self._receiver.note_last(keepalive.epoch, keepalive.last)
+        self._receiver.note_last(keepalive.epoch, keepalive.last, keepalive.lo)
         if self._receiver.has_gap:
             self._acks.arrived(time.monotonic(), gap=True, duplicate=False)
             self._ack_wake.set()

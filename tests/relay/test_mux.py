@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 import pytest
 
+from relay.client import RelayClient
 from relay.errors import RemoteError
 from relay.frames import decode, encode
 from relay.memory import MemoryNetwork
@@ -188,3 +189,32 @@ async def test_a_streams_first_line_does_not_wait_for_the_window() -> None:
                 async with asyncio.timeout(10):
                     first = await anext(aiter(s))
     assert first.seq == 1
+
+
+async def test_a_new_client_of_a_peer_whose_last_one_left_unacknowledged_gets_its_streams() -> None:
+    # The first client's last acks are lost, so the relay keeps (and resends) its last
+    # message; a second client on the same address, past the ack timeout, must still be served.
+    network = MemoryNetwork()
+    lose_acks = cut_off = False
+
+    def deliver(src: str, dest: str, payload: str) -> Iterable[str]:
+        lost = cut_off or (lose_acks and '"relay.mux.ack"' in payload)
+        return [] if lost else [payload]
+
+    network.deliver = deliver
+    config = config_for("http://unused", ack_timeout_s=0.5, mux_rto_ms=200)
+    async with Upstream() as up:
+        config = config.model_copy(update={"targets": {"ollama": up.url}})
+        async with running_relay(config, network=network, fast=True) as h:
+            lose_acks = True
+            assert await _run_streams(h, n=5, streams=1) == [list(range(1, 7))]
+            await h.client.aclose()
+            # Past the ack timeout (0.8 s with four RTOs), before the resends' backoff checks;
+            # the resends meanwhile are lost too.
+            cut_off = True
+            await asyncio.sleep(1.0)
+            lose_acks = cut_off = False
+            async with RelayClient(h.peer, h.relay.address, fast=True) as again:
+                h.client = again
+                seqs = await _run_streams(h, n=5, streams=3)
+    assert seqs == [list(range(1, 7))] * 3

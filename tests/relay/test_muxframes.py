@@ -24,10 +24,14 @@ FRAMES = [
     MuxMessage("e1", 4, 8, (MuxLines("a", 3, ("l3", "l4"), (4,)), MuxLines(2, 1, ("é\n",)))),
     MuxKeepalive("e1", 4, 9),
     MuxAck("e1", 2, (4, 6)),
+    MuxMessage("e1", 9, 8, (END,), lo=7),
+    MuxKeepalive("e1", 9, 9, lo=10),
 ]
 
 
-@pytest.mark.parametrize("frame", FRAMES, ids=["message", "lines", "keepalive", "ack"])
+@pytest.mark.parametrize(
+    "frame", FRAMES, ids=["message", "lines", "keepalive", "ack", "message-lo", "keepalive-lo"]
+)
 def test_fast_path_frames_round_trip(frame) -> None:
     assert decode(encode(frame)) == frame
 
@@ -52,6 +56,7 @@ def test_seed_frames_stay_byte_identical_without_caps_or_offers() -> None:
         '{"event":"relay.mux","m":"e","n":1,"ts":0,"items":[{"id":true,"k":"accepted"}]}',
         '{"event":"relay.mux","m":"e","n":1,"ts":0,"items":[{"id":"a","k":"lines","lines":[1]}]}',
         '{"event":"relay.mux.ack","m":"e","upto":-1}',
+        '{"event":"relay.mux","m":"e","n":3,"lo":4,"ts":0,"items":[]}',
         '{"event":"relay.mux.ack","m":"e","upto":1,"missing":["2"]}',
         '{"event":"relay.http","id":"r","caps":"mux/1","req":{"service":"ollama"}}',
     ],
@@ -62,6 +67,7 @@ def test_seed_frames_stay_byte_identical_without_caps_or_offers() -> None:
         "bool-id",
         "line-not-str",
         "negative",
+        "lo-above-n",
         "str-missing",
         "caps",
     ],
@@ -81,6 +87,17 @@ def test_receiver_drops_duplicates_and_lists_gaps_until_repaired() -> None:
         rx.accept("e", n)
     assert rx.ack() == MuxAck("e", 7, ()) and not rx.has_gap
     assert rx.accept("e2", 1) and rx.upto == 1  # a new relay epoch starts over
+
+
+def test_a_receiver_new_to_an_epoch_asks_for_nothing_below_the_relays_lo() -> None:
+    rx = MuxReceiver()
+    # An earlier client at this address acknowledged up to 56: the relay keeps 57 on.
+    assert rx.accept("e", 58, lo=57)
+    assert rx.ack() == MuxAck("e", 56, (57,))
+    assert rx.accept("e", 57, lo=57) and rx.ack() == MuxAck("e", 58, ())
+    rx.note_last("e", 60, lo=61)  # all acknowledged (by us): nothing to ask
+    assert rx.ack() == MuxAck("e", 60, ())
+    assert not rx.accept("e", 59, lo=61)  # below what the relay keeps: a late duplicate
 
 
 def test_ack_policy_is_prompt_for_gaps_and_duplicates_and_lazy_otherwise() -> None:

@@ -120,6 +120,15 @@ def test_a_keepalive_reveals_a_lost_last_message(js_page: Page) -> None:
     assert seen["acks"][0]["missing"] == [2, 3]
 
 
+def test_a_page_new_to_an_epoch_starts_from_the_oldest_number_the_relay_keeps(
+    js_page: Page,
+) -> None:
+    # An earlier page at this address acknowledged up to 56: the relay keeps 57 on.
+    seen = inbox(js_page, [{**mux(58), "lo": 57}, {**mux(57), "lo": 57}], acks=1)
+    assert seen["delivered"] == ["e57", "e58"]
+    assert seen["acks"][0] == {"event": "relay.mux.ack", "m": "e", "upto": 58, "missing": []}
+
+
 def test_a_new_epoch_starts_the_numbering_over(js_page: Page) -> None:
     seen = inbox(js_page, [mux(1, "a"), mux(2, "a"), mux(1, "b"), mux(2, "a")], acks=1)
     # Back to "a": a new numbering again, so its 2 waits for a 1.
