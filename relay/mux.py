@@ -76,7 +76,6 @@ class _Kept:
 
     message: MuxMessage
     size_b: int
-    first_sent: float
     last_sent: float
     tries: int = 1
 
@@ -275,7 +274,7 @@ class PeerMux:
         room = self._max_b - message_overhead(self.epoch, n, ts, lo)
         taken, used = self._pending.take(room, now)
         message = MuxMessage(self.epoch, n, ts, taken, lo)
-        self._kept[n] = _Kept(message, used, now, now)
+        self._kept[n] = _Kept(message, used, now)
         self._kept_b += used
         self._check_room()
         await self._transmit(message)
