@@ -89,24 +89,31 @@ class Outlet:
     async def _transmit(
         self, peer: str, frame: Frame, payload: str, size_b: int, *, acked: bool, sure: bool = False
     ) -> Sending | None:
-        self.observe("out", peer, payload)
-        own: Acked | None = asyncio.get_running_loop().create_future() if sure else None
-        ack = own if own is not None else self.acks.request(peer) if acked else None
+        if sure:
+            ack: Acked | None = asyncio.get_running_loop().create_future()
+        else:
+            ack = self.acks.request(peer) if acked else None
         try:
-            sending = await self._transport.send(peer, payload, ack=ack)
+            sending = await self._put(peer, payload, size_b, ack)
         except Exception:
             # Per-message boundary: transports raise their own errors (bridge down, NKN
             # refusal). A session's peer then counts as unreachable; a reply is just lost.
             log.exception("could not send %s to %s", type(frame).__name__, peer)
-            if ack is not None and own is None:
+            if ack is not None and not sure:
                 self.acks.failed(peer, ack)
             return None
-        self.dms_sent += 1
-        self.backlog.track(peer, size_b, sending)
-        if own is not None:
-            task = asyncio.get_running_loop().create_task(self._resend_unacked(peer, payload, own))
+        if sure and ack is not None:
+            task = asyncio.get_running_loop().create_task(self._resend_unacked(peer, payload, ack))
             self._resending.add(task)
             task.add_done_callback(self._resending.discard)
+        return sending
+
+    async def _put(self, peer: str, payload: str, size_b: int, ack: Acked | None) -> Sending | None:
+        """Hand one DM to the transport (which may raise), counted and tracked."""
+        self.observe("out", peer, payload)
+        sending = await self._transport.send(peer, payload, ack=ack)
+        self.dms_sent += 1
+        self.backlog.track(peer, size_b, sending)
         return sending
 
     async def _resend_unacked(self, peer: str, payload: str, ack: Acked) -> None:
@@ -126,13 +133,10 @@ class Outlet:
                 return  # the transport lost track of it: no telling, no resend
             ack = asyncio.get_running_loop().create_future()
             try:
-                sending = await self._transport.send(peer, payload, ack=ack)
+                await self._put(peer, payload, size_b, ack)
             except Exception:
                 # Background boundary: the transport's failure was logged with the first try.
                 return
-            self.observe("out", peer, payload)
-            self.dms_sent += 1
-            self.backlog.track(peer, size_b, sending)
 
 
 class PeerLink:
