@@ -79,8 +79,8 @@ def test_schema_constrained_chat_returns_json_that_validates(
 
 
 def test_openai_json_mode_and_stop_strings(engine_url: str) -> None:
-    # JSON mode samples under a grammar, about 0.4 s a token on two cores (free text is
-    # ten times faster): a short answer, and a wait that allows for a loaded host.
+    # JSON mode samples under a grammar, about 0.4 s a token on two cores: a short answer,
+    # and a wait that allows for a loaded host.
     with httpx.Client(base_url=engine_url, trust_env=False, timeout=180) as http:
         body = {
             "model": MODEL,
